@@ -1,0 +1,3 @@
+//! The only module with `unsafe`: DPDK bindings and safe wrappers over EAL,
+//! mempools, ports, mbufs and lcores.
+pub mod runtime;

@@ -1,0 +1,14 @@
+//! btblocker: recognise BitTorrent by deep packet inspection and ban the hosts
+//! that run it. Everything above `dpdk` is safe Rust and builds without DPDK
+//! (`cargo test --no-default-features`).
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod dpi;
+pub mod pipeline;
+pub mod stats;
+pub mod wire;
+
+#[cfg(feature = "dpdk")]
+#[allow(unsafe_code)]
+pub mod dpdk;

@@ -1,0 +1,98 @@
+//! Per-worker counters. Each worker is the only writer of its own block; the
+//! control lcore reads them. A single writer needs no atomic read-modify-write:
+//! a relaxed load + store compiles to plain moves, and the atomic type keeps the
+//! concurrent read by the control lcore well defined.
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::wire::ParseError;
+
+/// Ports a worker can serve; a config with more is rejected at load time.
+pub const MAX_PORTS: usize = 8;
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Only the owning worker may call this (single writer).
+    #[inline(always)]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline(always)]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// What one worker did on one port.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    /// Packets the pipeline decided to drop (bans, policy).
+    pub dropped: Counter,
+    /// Packets the TX queue did not take (ring full): freed and counted.
+    pub tx_failed: Counter,
+}
+
+/// What the parse stage saw.
+#[derive(Debug, Default)]
+pub struct ParseCounters {
+    pub non_ip: Counter,
+    pub vlan: Counter,
+    pub ipv4: Counter,
+    pub ipv6: Counter,
+    pub tcp: Counter,
+    pub udp: Counter,
+    pub other_l4: Counter,
+    pub fragments: Counter,
+    pub errors: [Counter; ParseError::COUNT],
+}
+
+impl ParseCounters {
+    pub fn errors_total(&self) -> u64 {
+        self.errors.iter().map(Counter::get).sum()
+    }
+}
+
+/// One worker's counters, on their own cache lines so that two workers never
+/// write the same line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct WorkerCounters {
+    pub ports: [PortCounters; MAX_PORTS],
+    pub parse: ParseCounters,
+    /// Receive polls that returned no packet (idle detection for finite inputs).
+    pub empty_polls: Counter,
+}
+
+/// Sum of one field over many workers.
+pub fn sum<'a>(
+    workers: impl IntoIterator<Item = &'a WorkerCounters>,
+    f: impl Fn(&WorkerCounters) -> u64,
+) -> u64 {
+    workers.into_iter().map(f).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_and_sum() {
+        let a = WorkerCounters::default();
+        let b = WorkerCounters::default();
+        a.ports[0].rx_packets.add(3);
+        a.ports[0].rx_packets.inc();
+        b.ports[0].rx_packets.add(10);
+        assert_eq!(sum([&a, &b], |w| w.ports[0].rx_packets.get()), 14);
+        assert_eq!(std::mem::align_of::<WorkerCounters>(), 128);
+    }
+}
