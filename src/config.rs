@@ -46,12 +46,19 @@ pub struct PortConfig {
     pub tx_queues: u16,
     pub rx_descriptors: u16,
     pub tx_descriptors: u16,
+    /// Index of the port this port's packets are forwarded to (inline mode).
+    pub peer: usize,
 }
 
 impl PortConfig {
     /// True when `device` names a PCI device rather than a vdev.
     pub fn is_pci(&self) -> bool {
         false
+    }
+
+    /// The name DPDK knows the port by: the PCI address, or the vdev name.
+    pub fn dpdk_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or_default()
     }
 }
 
@@ -102,6 +109,30 @@ pub fn from_str(_text: &str) -> Result<Config, ConfigError> {
 impl Config {
     /// EAL argv (without argv[0]) for `rte_eal_init`.
     pub fn eal_args(&self) -> Vec<String> {
-        Vec::new()
+        let p = &self.pipeline;
+        let mut lc = vec![p.control_lcore.to_string()];
+        lc.extend(p.worker_lcores.iter().map(|w| w.to_string()));
+        let mut a = vec![
+            "-l".into(),
+            lc.join(","),
+            "--main-lcore".into(),
+            p.control_lcore.to_string(),
+        ];
+        a.extend(["-m".into(), self.eal.memory_mb.to_string()]);
+        if !self.eal.hugepages {
+            a.push("--no-huge".into());
+        }
+        a.extend([
+            "--file-prefix".into(),
+            self.eal
+                .file_prefix
+                .clone()
+                .unwrap_or_else(|| "btblocker".into()),
+        ]);
+        a.push("--no-pci".into());
+        for port in &self.ports {
+            a.extend(["--vdev".into(), port.device.clone()]);
+        }
+        a
     }
 }

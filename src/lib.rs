@@ -3,9 +3,13 @@
 //! (`cargo test --no-default-features`).
 #![deny(unsafe_code)]
 
+pub mod analyze;
+pub mod capture;
 pub mod config;
 pub mod dpi;
+pub mod flow;
 pub mod pipeline;
+pub mod report;
 pub mod stats;
 pub mod wire;
 

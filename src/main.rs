@@ -30,6 +30,19 @@ enum Command {
         /// The YAML config (see dpdk-config/ for examples).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Also write the final counters as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        summary_json: Option<PathBuf>,
+    },
+    /// Run the DPI pipeline over capture files (pcap/pcapng) without DPDK and
+    /// print per-flow verdicts and the hosts a ban would hit.
+    Analyze {
+        /// One JSON object per file, one per line (file, packets, flows, banned_hosts).
+        #[arg(long)]
+        json: bool,
+        /// Capture files: pcap or pcapng; Ethernet, raw IP, Linux SLL/SLL2, NULL/loopback.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
     },
     /// Validate a YAML config without starting DPDK. Exit status 2 when invalid.
     CheckConfig {
@@ -59,7 +72,34 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Command::Run { config } => run(&config),
+        Command::Run {
+            config,
+            summary_json,
+        } => run(&config, summary_json),
+        Command::Analyze { json, files } => analyze(&files, json),
+    }
+}
+
+fn analyze(files: &[PathBuf], json: bool) -> ExitCode {
+    use btblocker::analyze;
+    let dpi = btblocker::dpi::DpiConfig::default();
+    let mut failed = false;
+    for result in analyze::analyze_files(files, &dpi) {
+        match result {
+            Ok(report) if json => {
+                println!("{}", serde_json::to_string(&report).expect("plain data"))
+            }
+            Ok(report) => print!("{}", analyze::render_text(&report)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -74,7 +114,7 @@ fn init_logging() {
 }
 
 #[cfg(feature = "dpdk")]
-fn run(path: &std::path::Path) -> ExitCode {
+fn run(path: &std::path::Path, summary_json: Option<PathBuf>) -> ExitCode {
     // The whole config is validated before EAL sees a single argument: a
     // mistake never leaves the dataplane half started.
     let cfg = match btblocker::config::load_file(path) {
@@ -84,7 +124,8 @@ fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match btblocker::dpdk::runtime::run(&cfg) {
+    let opts = btblocker::dpdk::runtime::RunOptions { summary_json };
+    match btblocker::dpdk::runtime::run(&cfg, &opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -94,7 +135,7 @@ fn run(path: &std::path::Path) -> ExitCode {
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn run(_path: &std::path::Path) -> ExitCode {
+fn run(_path: &std::path::Path, _summary_json: Option<PathBuf>) -> ExitCode {
     eprintln!("error: this btblocker was built without the `dpdk` feature; rebuild with default features to run the dataplane");
     ExitCode::FAILURE
 }

@@ -1,11 +1,14 @@
 //! The per-packet pipeline a worker runs on each burst:
-//! parse → ban check → DPI → verdict. It is generic over "a frame as bytes", so
-//! the DPDK workers, the offline `analyze` command and the tests run the same code.
+//! parse → ban check → flow → DPI → verdict. It works on "a frame as bytes", so
+//! the DPDK workers, the offline `analyze` command and the tests run the same
+//! code. Read `process_parsed` top to bottom to see where a packet goes.
 use std::sync::Arc;
 
 use crate::config::Mode;
+use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx, Transport};
+use crate::flow::{Endpoint, Flow, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP};
 use crate::stats::WorkerCounters;
-use crate::wire::{self, Fragment, Parsed, L4};
+use crate::wire::{self, Fragment, LinkType, Packet, Parsed, L4};
 
 /// What happens to a packet after the pipeline has seen it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,15 +17,85 @@ pub enum Verdict {
     Drop,
 }
 
-/// One worker's pipeline state. Owned by exactly one worker; never shared.
-pub struct Pipeline {
-    counters: Arc<WorkerCounters>,
-    mode: Mode,
+/// A flow judged BitTorrent, as reported to the event sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetectionEvent {
+    pub proto: u8,
+    /// The endpoint that sent the flow's first packet, and its peer.
+    pub originator: Endpoint,
+    pub responder: Endpoint,
+    pub detection: Detection,
+    /// Index (from 0) of the deciding packet among those this pipeline saw.
+    pub packet_index: u64,
+    pub ts_ns: u64,
 }
 
-impl Pipeline {
-    pub fn new(counters: Arc<WorkerCounters>, mode: Mode) -> Self {
-        Pipeline { counters, mode }
+/// Where the pipeline reports what it found. The DPDK workers count; `analyze`
+/// records. Called on the hot path: implementations must not block.
+pub trait EventSink {
+    fn detection(&mut self, event: &DetectionEvent);
+    /// A live flow left the flow table (idle timeout or eviction).
+    fn flow_retired(&mut self, _flow: &Flow, _why: Retired) {}
+}
+
+/// A sink that keeps nothing (detections are still counted).
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn detection(&mut self, _event: &DetectionEvent) {}
+}
+
+/// Flow table sizing and timeouts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowConfig {
+    pub capacity: usize,
+    pub tcp_timeout_ns: u64,
+    pub udp_timeout_ns: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            capacity: 1 << 16,
+            tcp_timeout_ns: 300 * 1_000_000_000,
+            udp_timeout_ns: 60 * 1_000_000_000,
+        }
+    }
+}
+
+/// One worker's pipeline state. Owned by exactly one worker; never shared.
+pub struct Pipeline<S: EventSink = NoEvents> {
+    counters: Arc<WorkerCounters>,
+    mode: Mode,
+    flows: FlowTable,
+    dpi: DpiEngine,
+    sink: S,
+    packets_seen: u64,
+}
+
+impl<S: EventSink> Pipeline<S> {
+    pub fn new(
+        counters: Arc<WorkerCounters>,
+        mode: Mode,
+        flow: &FlowConfig,
+        dpi: &DpiConfig,
+        sink: S,
+    ) -> Self {
+        // The seed only needs to differ between runs and workers.
+        let seed = Arc::as_ptr(&counters) as u64 ^ u64::from(std::process::id()).rotate_left(32);
+        Pipeline {
+            counters,
+            mode,
+            flows: FlowTable::new(
+                flow.capacity,
+                flow.tcp_timeout_ns,
+                flow.udp_timeout_ns,
+                seed,
+            ),
+            dpi: DpiEngine::new(dpi),
+            sink,
+            packets_seen: 0,
+        }
     }
 
     pub fn counters(&self) -> &WorkerCounters {
@@ -33,16 +106,55 @@ impl Pipeline {
         self.mode
     }
 
-    /// Runs one received frame through the stages and says what to do with it.
-    /// `port` is the index of the port it arrived on.
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    pub fn into_sink(self) -> S {
+        self.sink
+    }
+
+    /// Runs one received Ethernet frame through the stages and says what to do
+    /// with it. `port` is the index of the port it arrived on.
     #[inline]
-    pub fn process(&mut self, port: usize, frame: &[u8]) -> Verdict {
+    pub fn process(&mut self, port: usize, frame: &[u8], now_ns: u64) -> Verdict {
+        self.count_rx(port, frame.len());
+        let parsed = wire::parse_ethernet(frame);
+        self.process_parsed(parsed, now_ns)
+    }
+
+    /// As `process`, for a frame of any supported link type (offline captures).
+    pub fn process_link(&mut self, link: LinkType, frame: &[u8], now_ns: u64) -> Verdict {
+        self.count_rx(0, frame.len());
+        let parsed = wire::parse_link(link, frame);
+        self.process_parsed(parsed, now_ns)
+    }
+
+    #[inline(always)]
+    fn count_rx(&self, port: usize, len: usize) {
         let pc = &self.counters.ports[port];
         pc.rx_packets.inc();
-        pc.rx_bytes.add(frame.len() as u64);
+        pc.rx_bytes.add(len as u64);
+    }
 
-        let parsed = match wire::parse_ethernet(frame) {
-            Ok(p) => p,
+    #[inline]
+    fn process_parsed(
+        &mut self,
+        parsed: Result<Parsed<'_>, wire::ParseError>,
+        now_ns: u64,
+    ) -> Verdict {
+        let index = self.packets_seen;
+        self.packets_seen += 1;
+        let packet = match parsed {
+            Ok(Parsed::Ip(p)) => p,
+            Ok(Parsed::NonIp { .. }) => {
+                self.counters.parse.non_ip.inc();
+                return Verdict::Forward;
+            }
             Err(e) => {
                 // Malformed frames are counted and forwarded: we are a bump in
                 // the wire, not a firewall for broken packets.
@@ -50,20 +162,101 @@ impl Pipeline {
                 return Verdict::Forward;
             }
         };
-        self.count_parsed(&parsed);
-        // Ban check and DPI plug in here (issues 3 and 4).
+        self.count_parsed(&packet);
+        // Ban check plugs in here (issue 4).
+        self.track_and_inspect(&packet, index, now_ns);
         Verdict::Forward
     }
 
-    fn count_parsed(&self, parsed: &Parsed<'_>) {
-        let c = &self.counters.parse;
-        let packet = match parsed {
-            Parsed::NonIp { .. } => {
-                c.non_ip.inc();
-                return;
-            }
-            Parsed::Ip(p) => p,
+    /// Flow lookup, then DPI while the flow is undecided.
+    #[inline]
+    fn track_and_inspect(&mut self, packet: &Packet<'_>, index: u64, now_ns: u64) {
+        let (proto, transport, sport, dport, flags, payload) = match packet.l4 {
+            L4::Tcp {
+                src_port,
+                dst_port,
+                flags,
+                payload,
+                ..
+            } => (
+                PROTO_TCP,
+                Transport::Tcp,
+                src_port,
+                dst_port,
+                flags,
+                payload,
+            ),
+            L4::Udp {
+                src_port,
+                dst_port,
+                payload,
+            } => (PROTO_UDP, Transport::Udp, src_port, dst_port, 0, payload),
+            L4::Other { .. } => return,
         };
+        let src = Endpoint::new(packet.src, sport);
+        let dst = Endpoint::new(packet.dst, dport);
+        let Pipeline {
+            flows,
+            dpi,
+            sink,
+            counters,
+            ..
+        } = self;
+        let (flow, dir, created) = flows.lookup(proto, src, dst, now_ns, |f, why| {
+            match why {
+                Retired::Expired => counters.flows.expired.inc(),
+                Retired::Evicted => counters.flows.evicted.inc(),
+            }
+            sink.flow_retired(f, why);
+        });
+        if created {
+            counters.flows.created.inc();
+        }
+        let d = &mut flow.dirs[dir as usize];
+        d.packets += 1;
+        d.bytes += payload.len() as u64;
+        if payload.is_empty() || flow.verdict != FlowVerdict::Pending {
+            return;
+        }
+        d.payload_packets += 1;
+        let ctx = PayloadCtx {
+            transport,
+            direction: dir,
+            src: packet.src,
+            src_port: sport,
+            dst: packet.dst,
+            dst_port: dport,
+            tcp_flags: flags,
+            payload,
+        };
+        counters.flows.inspected_packets.inc();
+        match dpi.inspect(&mut flow.dpi, &ctx, now_ns) {
+            Inspection::Pending => {}
+            Inspection::Clean => {
+                flow.verdict = FlowVerdict::Clean;
+                flow.decided_at_packet = index;
+                counters.flows.judged_clean.inc();
+            }
+            Inspection::BitTorrent(detection) => {
+                flow.verdict = FlowVerdict::BitTorrent;
+                flow.decided_at_packet = index;
+                flow.detection = Some(detection);
+                counters.flows.judged_bittorrent.inc();
+                let (originator, responder) = flow.endpoints();
+                sink.detection(&DetectionEvent {
+                    proto,
+                    originator,
+                    responder,
+                    detection,
+                    packet_index: index,
+                    ts_ns: now_ns,
+                });
+            }
+        }
+    }
+
+    fn count_parsed(&self, packet: &Packet<'_>) {
+        let c = &self.counters.parse;
         if packet.vlan_tags > 0 {
             c.vlan.inc();
         }

@@ -62,6 +62,27 @@ impl ParseCounters {
     }
 }
 
+/// What the flow table and the DPI stage did.
+#[derive(Debug, Default)]
+pub struct FlowCounters {
+    pub created: Counter,
+    pub expired: Counter,
+    pub evicted: Counter,
+    /// Payload packets handed to the DPI engine.
+    pub inspected_packets: Counter,
+    pub judged_clean: Counter,
+    pub judged_bittorrent: Counter,
+}
+
+impl FlowCounters {
+    /// Flows in the table now (created and not yet retired).
+    pub fn active(&self) -> u64 {
+        self.created
+            .get()
+            .saturating_sub(self.expired.get() + self.evicted.get())
+    }
+}
+
 /// One worker's counters, on their own cache lines so that two workers never
 /// write the same line.
 #[derive(Debug, Default)]
@@ -69,6 +90,7 @@ impl ParseCounters {
 pub struct WorkerCounters {
     pub ports: [PortCounters; MAX_PORTS],
     pub parse: ParseCounters,
+    pub flows: FlowCounters,
     /// Receive polls that returned no packet (idle detection for finite inputs).
     pub empty_polls: Counter,
 }

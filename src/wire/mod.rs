@@ -82,3 +82,22 @@ pub fn parse_ethernet(frame: &[u8]) -> Result<Parsed<'_>, ParseError> {
 pub fn parse_ip(_datagram: &[u8]) -> Result<Packet<'_>, ParseError> {
     Err(ParseError::TruncatedEthernet)
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    Ethernet,
+    RawIp,
+    LinuxSll,
+    LinuxSll2,
+    Null,
+}
+
+impl LinkType {
+    pub fn from_dlt(dlt: u32) -> Option<LinkType> {
+        (dlt == 1).then_some(LinkType::Ethernet)
+    }
+}
+
+pub fn parse_link(_link: LinkType, frame: &[u8]) -> Result<Parsed<'_>, ParseError> {
+    parse_ethernet(frame)
+}

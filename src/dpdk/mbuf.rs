@@ -1,0 +1,130 @@
+//! A burst of received mbufs and the arrays that route them to TX or back to
+//! the pool. Fixed-size, on the worker's stack: no allocation per burst.
+use std::ptr;
+
+use super::ffi;
+
+/// The largest burst a worker asks for (config caps `burst_size` at this).
+pub const MAX_BURST: usize = 512;
+
+/// Up to MAX_BURST mbufs this worker owns.
+pub struct MbufArray {
+    bufs: [*mut ffi::rte_mbuf; MAX_BURST],
+    len: usize,
+}
+
+impl MbufArray {
+    pub fn new() -> Self {
+        MbufArray {
+            bufs: [ptr::null_mut(); MAX_BURST],
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes of packet `i`'s first segment (where every header we parse lives;
+    /// a multi-segment tail is not inspected).
+    #[inline(always)]
+    pub fn frame(&self, i: usize) -> &[u8] {
+        let m = self.bufs[..self.len][i];
+        // SAFETY: every pointer in bufs[..len] is a live mbuf this worker owns
+        // (received by rx_burst, not yet sent or freed). Its first segment holds
+        // data_len initialised bytes at buf_addr + data_off. The slice borrows
+        // self, so the mbuf cannot be sent or freed while it is alive.
+        unsafe {
+            let mb = &*m;
+            std::slice::from_raw_parts(
+                (mb.buf_addr as *const u8).add(mb.data_off as usize),
+                mb.data_len as usize,
+            )
+        }
+    }
+
+    /// Total length of packet `i` over all its segments.
+    #[inline(always)]
+    pub fn pkt_len(&self, i: usize) -> u32 {
+        let m = self.bufs[..self.len][i];
+        // SAFETY: as in `frame`: a live mbuf owned by this worker.
+        unsafe { (*m).pkt_len }
+    }
+
+    /// Moves packet `i` of `from` to the end of `self`.
+    #[inline(always)]
+    pub fn push_from(&mut self, from: &MbufArray, i: usize) {
+        debug_assert!(self.len < MAX_BURST);
+        self.bufs[self.len] = from.bufs[..from.len][i];
+        self.len += 1;
+    }
+
+    /// Forgets every mbuf without freeing: their ownership moved elsewhere
+    /// (to another array, or to the driver by tx_burst).
+    #[inline(always)]
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Receives up to `max` packets from a port's RX queue into this (empty) array.
+    #[inline(always)]
+    pub fn rx_burst(&mut self, port: u16, queue: u16, max: u16) -> usize {
+        debug_assert!(self.len == 0 && max as usize <= MAX_BURST);
+        // SAFETY: bufs has room for MAX_BURST >= max pointers; the port and queue
+        // were configured and started before any worker was launched, and each
+        // (port, queue) pair is polled by exactly one worker.
+        let n = unsafe { ffi::rte_eth_rx_burst(port, queue, self.bufs.as_mut_ptr(), max) };
+        self.len = n as usize;
+        self.len
+    }
+
+    /// Hands every mbuf to a port's TX queue. Returns how many the driver took;
+    /// those leave this array, the rest stay in `self.bufs[sent..]` for `free_from`.
+    #[inline(always)]
+    pub fn tx_burst(&mut self, port: u16, queue: u16) -> usize {
+        if self.len == 0 {
+            return 0;
+        }
+        // SAFETY: bufs[..len] are live mbufs this worker owns; the TX queue is
+        // used by this worker only. The driver takes ownership of the first
+        // `sent` mbufs.
+        let sent =
+            unsafe { ffi::rte_eth_tx_burst(port, queue, self.bufs.as_mut_ptr(), self.len as u16) }
+                as usize;
+        sent.min(self.len)
+    }
+
+    /// Returns mbufs `from..len` to their pool and empties the array.
+    #[inline(always)]
+    pub fn free_from(&mut self, from: usize) {
+        if from < self.len {
+            // SAFETY: bufs[from..len] are live mbufs this worker still owns; after
+            // this call they are never touched again (len is reset).
+            unsafe {
+                ffi::rte_pktmbuf_free_bulk(
+                    self.bufs.as_mut_ptr().add(from),
+                    (self.len - from) as u32,
+                )
+            };
+        }
+        self.len = 0;
+    }
+}
+
+impl Default for MbufArray {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for MbufArray {
+    fn drop(&mut self) {
+        self.free_from(0);
+    }
+}

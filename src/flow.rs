@@ -1,0 +1,419 @@
+//! The per-worker flow table: fixed capacity, one entry for both directions,
+//! separate TCP/UDP idle timeouts, no allocation after start-up.
+//!
+//! Set-associative: a key hashes to one bucket of `WAYS` slots. A lookup that
+//! misses takes a free or expired slot of its bucket; when every slot is live,
+//! the least recently seen one is evicted (counted). This bounds the work per
+//! packet to `WAYS` compares, needs no global LRU list, and approximates
+//! "evict the oldest" closely because a bucket is a random sample of the table.
+use std::net::IpAddr;
+
+use crate::dpi::{Detection, Direction, FlowDpiState};
+
+/// Slots per bucket.
+pub const WAYS: usize = 8;
+
+/// IP protocol numbers the table keys on.
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// One endpoint of a flow, IPv4 stored as IPv4-mapped IPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Endpoint {
+    pub addr: [u8; 16],
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn new(ip: IpAddr, port: u16) -> Self {
+        let addr = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        Endpoint { addr, port }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        let v6 = std::net::Ipv6Addr::from(self.addr);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    }
+}
+
+/// A flow's identity, the same for both directions: the lower endpoint first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FlowKey {
+    pub lo: Endpoint,
+    pub hi: Endpoint,
+    pub proto: u8,
+}
+
+impl FlowKey {
+    /// The key of a packet from `src` to `dst`, and whether `src` is the low end.
+    pub fn of(proto: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, bool) {
+        if src <= dst {
+            (
+                FlowKey {
+                    lo: src,
+                    hi: dst,
+                    proto,
+                },
+                true,
+            )
+        } else {
+            (
+                FlowKey {
+                    lo: dst,
+                    hi: src,
+                    proto,
+                },
+                false,
+            )
+        }
+    }
+
+    /// A fast, non-cryptographic hash (FxHash-style multiply-rotate). Flow keys
+    /// come from the network, so a hostile sender could aim at one bucket; the
+    /// per-table seed makes that guesswork, and a full bucket only evicts.
+    #[inline]
+    fn hash(&self, seed: u64) -> u64 {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = seed;
+        let mut mix = |w: u64| h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        for half in [&self.lo.addr, &self.hi.addr] {
+            mix(u64::from_le_bytes(half[..8].try_into().expect("8 bytes")));
+            mix(u64::from_le_bytes(half[8..].try_into().expect("8 bytes")));
+        }
+        mix(u64::from(self.lo.port) | u64::from(self.hi.port) << 16 | u64::from(self.proto) << 32);
+        h ^ (h >> 29)
+    }
+}
+
+/// What the pipeline decided about a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FlowVerdict {
+    /// Still being inspected.
+    #[default]
+    Pending,
+    /// Judged clean: fast path.
+    Clean,
+    /// Judged BitTorrent: fast path to the verdict.
+    BitTorrent,
+}
+
+/// Per-direction counters (index = `Direction as usize`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub payload_packets: u32,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Flow {
+    pub key: FlowKey,
+    /// True when `key.lo` sent the flow's first packet.
+    pub lo_is_originator: bool,
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    pub dirs: [DirCounters; 2],
+    pub verdict: FlowVerdict,
+    pub dpi: FlowDpiState,
+    /// Index of the packet that decided the verdict (among those the pipeline saw).
+    pub decided_at_packet: u64,
+    /// What the DPI engine found, when the verdict is BitTorrent.
+    pub detection: Option<Detection>,
+}
+
+impl Flow {
+    /// Direction of a packet whose source is the low end (`src_is_lo`).
+    #[inline]
+    pub fn direction(&self, src_is_lo: bool) -> Direction {
+        if src_is_lo == self.lo_is_originator {
+            Direction::Originator
+        } else {
+            Direction::Responder
+        }
+    }
+
+    /// (originator, responder) endpoints.
+    pub fn endpoints(&self) -> (Endpoint, Endpoint) {
+        if self.lo_is_originator {
+            (self.key.lo, self.key.hi)
+        } else {
+            (self.key.hi, self.key.lo)
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Slot {
+    live: bool,
+    flow: Flow,
+}
+
+/// Counters the table keeps about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowTableStats {
+    pub created: u64,
+    pub expired: u64,
+    pub evicted: u64,
+}
+
+/// Why a live flow left the table (reported to `lookup`'s `on_retire`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retired {
+    Expired,
+    Evicted,
+}
+
+pub struct FlowTable {
+    slots: Box<[Slot]>,
+    bucket_mask: usize,
+    seed: u64,
+    tcp_timeout_ns: u64,
+    udp_timeout_ns: u64,
+    active: usize,
+    stats: FlowTableStats,
+}
+
+impl FlowTable {
+    /// A table of at least `capacity` flows (rounded up to a power-of-two
+    /// number of buckets), allocated once here.
+    pub fn new(capacity: usize, tcp_timeout_ns: u64, udp_timeout_ns: u64, seed: u64) -> Self {
+        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        FlowTable {
+            slots: vec![Slot::default(); buckets * WAYS].into_boxed_slice(),
+            bucket_mask: buckets - 1,
+            seed,
+            tcp_timeout_ns,
+            udp_timeout_ns,
+            active: 0,
+            stats: FlowTableStats::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Live flows (expired ones still count until their slot is reused).
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    pub fn stats(&self) -> FlowTableStats {
+        self.stats
+    }
+
+    fn timeout(&self, proto: u8) -> u64 {
+        if proto == PROTO_TCP {
+            self.tcp_timeout_ns
+        } else {
+            self.udp_timeout_ns
+        }
+    }
+
+    /// Finds the flow of a packet from `src` to `dst`, creating it (with `src` as
+    /// originator) if absent or expired. Returns the flow and the packet's
+    /// direction, and whether it was just created. `on_retire` sees every live
+    /// flow that leaves the table.
+    #[inline]
+    pub fn lookup(
+        &mut self,
+        proto: u8,
+        src: Endpoint,
+        dst: Endpoint,
+        now_ns: u64,
+        mut on_retire: impl FnMut(&Flow, Retired),
+    ) -> (&mut Flow, Direction, bool) {
+        let (key, src_is_lo) = FlowKey::of(proto, src, dst);
+        let timeout = self.timeout(proto);
+        let (tcp_timeout, udp_timeout) = (self.tcp_timeout_ns, self.udp_timeout_ns);
+        let base = (key.hash(self.seed) as usize & self.bucket_mask) * WAYS;
+        let bucket = &mut self.slots[base..base + WAYS];
+
+        let mut found = None;
+        let mut free = None;
+        let mut oldest = 0;
+        for (i, slot) in bucket.iter().enumerate() {
+            if !slot.live {
+                free.get_or_insert(i);
+                continue;
+            }
+            if slot.flow.key == key {
+                found = Some(i);
+                break;
+            }
+            if slot.flow.last_seen_ns < bucket[oldest].flow.last_seen_ns || !bucket[oldest].live {
+                oldest = i;
+            }
+        }
+
+        let (idx, fresh) = match found {
+            Some(i) if now_ns.saturating_sub(bucket[i].flow.last_seen_ns) <= timeout => (i, false),
+            Some(i) => {
+                // Same 5-tuple after the idle timeout: a new flow.
+                on_retire(&bucket[i].flow, Retired::Expired);
+                self.stats.expired += 1;
+                self.active -= 1;
+                (i, true)
+            }
+            None => match free {
+                Some(i) => (i, true),
+                None => {
+                    let victim = &bucket[oldest].flow;
+                    let victim_timeout = if victim.key.proto == PROTO_TCP {
+                        tcp_timeout
+                    } else {
+                        udp_timeout
+                    };
+                    let expired = now_ns.saturating_sub(victim.last_seen_ns) > victim_timeout;
+                    on_retire(
+                        &bucket[oldest].flow,
+                        if expired {
+                            Retired::Expired
+                        } else {
+                            Retired::Evicted
+                        },
+                    );
+                    if expired {
+                        self.stats.expired += 1;
+                    } else {
+                        self.stats.evicted += 1;
+                    }
+                    self.active -= 1;
+                    (oldest, true)
+                }
+            },
+        };
+
+        let slot = &mut bucket[idx];
+        if fresh {
+            // A fresh flow in this slot; reset in place (no allocation).
+            slot.live = true;
+            let f = &mut slot.flow;
+            f.key = key;
+            f.lo_is_originator = src_is_lo;
+            f.first_seen_ns = now_ns;
+            f.dirs = Default::default();
+            f.verdict = FlowVerdict::Pending;
+            f.dpi = FlowDpiState::default();
+            f.decided_at_packet = 0;
+            f.detection = None;
+            self.active += 1;
+            self.stats.created += 1;
+        }
+        let flow = &mut slot.flow;
+        flow.last_seen_ns = now_ns;
+        let dir = flow.direction(src_is_lo);
+        (flow, dir, fresh)
+    }
+
+    /// Every live flow, for reports at the end of an offline run.
+    pub fn iter(&self) -> impl Iterator<Item = &Flow> {
+        self.slots.iter().filter(|s| s.live).map(|s| &s.flow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    fn ep(last: u8, port: u16) -> Endpoint {
+        Endpoint::new(IpAddr::from([10, 0, 0, last]), port)
+    }
+
+    fn table(cap: usize) -> FlowTable {
+        FlowTable::new(cap, 300 * SEC, 60 * SEC, 42)
+    }
+
+    #[test]
+    fn both_directions_share_one_entry() {
+        let mut t = table(64);
+        let (f, d, _) = t.lookup(PROTO_TCP, ep(2, 5000), ep(1, 80), 0, |_, _| {});
+        assert_eq!(d, Direction::Originator);
+        f.dirs[0].packets += 1;
+        let (f, d, _) = t.lookup(PROTO_TCP, ep(1, 80), ep(2, 5000), SEC, |_, _| {});
+        assert_eq!(d, Direction::Responder);
+        assert_eq!(f.dirs[0].packets, 1);
+        assert_eq!(f.endpoints(), (ep(2, 5000), ep(1, 80)));
+        assert_eq!(t.active(), 1);
+        assert_eq!(t.stats().created, 1);
+    }
+
+    #[test]
+    fn protocols_are_distinct_flows() {
+        let mut t = table(64);
+        t.lookup(PROTO_TCP, ep(1, 1), ep(2, 2), 0, |_, _| {});
+        t.lookup(PROTO_UDP, ep(1, 1), ep(2, 2), 0, |_, _| {});
+        assert_eq!(t.active(), 2);
+    }
+
+    #[test]
+    fn idle_timeout_depends_on_protocol() {
+        let mut t = table(64);
+        let mut retired = Vec::new();
+        t.lookup(PROTO_UDP, ep(1, 1), ep(2, 2), 0, |_, _| {}).0.dirs[0].packets = 7;
+        // 61 s later a UDP packet of the same 5-tuple starts a new flow.
+        let (f, _, _) = t.lookup(PROTO_UDP, ep(2, 2), ep(1, 1), 61 * SEC, |f, why| {
+            retired.push((f.dirs[0].packets, why))
+        });
+        assert_eq!(f.dirs[0].packets, 0);
+        assert_eq!(retired, vec![(7, Retired::Expired)]);
+        // ...and the new flow's originator is the sender of that packet.
+        assert_eq!(
+            t.lookup(PROTO_UDP, ep(2, 2), ep(1, 1), 62 * SEC, |_, _| {})
+                .1,
+            Direction::Originator
+        );
+        // TCP survives 61 s of silence.
+        t.lookup(PROTO_TCP, ep(1, 1), ep(2, 2), 0, |_, _| {}).0.dirs[0].packets = 3;
+        assert_eq!(
+            t.lookup(PROTO_TCP, ep(1, 1), ep(2, 2), 61 * SEC, |_, _| {})
+                .0
+                .dirs[0]
+                .packets,
+            3
+        );
+        assert_eq!(t.stats().expired, 1);
+    }
+
+    #[test]
+    fn a_full_bucket_evicts_its_least_recently_seen_flow() {
+        // One bucket: capacity WAYS.
+        let mut t = table(WAYS);
+        assert_eq!(t.capacity(), WAYS);
+        for i in 0..WAYS as u16 {
+            t.lookup(
+                PROTO_TCP,
+                ep(1, 1000 + i),
+                ep(2, 80),
+                u64::from(i) * SEC,
+                |_, _| {},
+            );
+        }
+        // Touch the first flow so the second one is now the oldest.
+        t.lookup(PROTO_TCP, ep(1, 1000), ep(2, 80), 100 * SEC, |_, _| {});
+        let mut evicted = Vec::new();
+        t.lookup(PROTO_TCP, ep(1, 2000), ep(2, 80), 101 * SEC, |f, why| {
+            evicted.push((f.endpoints().0.port, why))
+        });
+        assert_eq!(evicted, vec![(1001, Retired::Evicted)]);
+        assert_eq!(t.stats().evicted, 1);
+        assert_eq!(t.active(), WAYS);
+        assert_eq!(t.iter().count(), WAYS);
+    }
+
+    #[test]
+    fn endpoint_round_trips_v4_and_v6() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::7".parse().unwrap();
+        assert_eq!(Endpoint::new(v4, 1).ip(), v4);
+        assert_eq!(Endpoint::new(v6, 1).ip(), v6);
+    }
+}

@@ -1,0 +1,135 @@
+//! Helpers for integration tests that start the real `btblocker` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_btblocker")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh directory for one test, removed on drop, plus a unique DPDK file prefix.
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub prefix: String,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let prefix = format!("btbtest-{name}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(&prefix);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch { dir, prefix }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write scratch file");
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&self.prefix));
+    }
+}
+
+/// Waits for a child, killing it if it outlives `limit` (a hang guard, not a
+/// speed assertion).
+pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("collect output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "btblocker did not exit within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn spawn(args: &[&str]) -> Child {
+    Command::new(bin())
+        .args(args)
+        .current_dir(repo())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start btblocker")
+}
+
+pub fn run_to_end(args: &[&str]) -> Output {
+    wait_with_limit(spawn(args), Duration::from_secs(120))
+}
+
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Packet payloads (captured bytes) of a pcap or pcapng file, in order.
+pub fn read_packets(path: &Path) -> Vec<Vec<u8>> {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut packets = Vec::new();
+    if data.len() >= 4 && data[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+        let mut r = pcap_file::pcapng::PcapNgReader::new(&data[..]).expect("pcapng header");
+        while let Some(block) = r.next_block() {
+            match block.expect("pcapng block") {
+                pcap_file::pcapng::Block::EnhancedPacket(p) => packets.push(p.data.into_owned()),
+                pcap_file::pcapng::Block::SimplePacket(p) => packets.push(p.data.into_owned()),
+                _ => {}
+            }
+        }
+    } else {
+        let mut r = pcap_file::pcap::PcapReader::new(&data[..]).expect("pcap header");
+        while let Some(p) = r.next_packet() {
+            packets.push(p.expect("pcap packet").data.into_owned());
+        }
+    }
+    packets
+}
+
+/// Writes packets as a classic Ethernet pcap.
+pub fn write_pcap(path: &Path, packets: &[Vec<u8>]) {
+    let file = std::fs::File::create(path).expect("create pcap");
+    let mut w = pcap_file::pcap::PcapWriter::new(file).expect("pcap writer");
+    for (i, p) in packets.iter().enumerate() {
+        let pkt =
+            pcap_file::pcap::PcapPacket::new(Duration::from_micros(i as u64), p.len() as u32, p);
+        w.write_packet(&pkt).expect("write packet");
+    }
+}
+
+/// The final counters the binary wrote with `--summary-json`.
+pub fn read_summary(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("summary is JSON")
+}
+
+pub fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"))
+}
