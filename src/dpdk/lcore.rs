@@ -14,7 +14,7 @@ extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // EAL calls the function once, so the box is reclaimed exactly once.
     let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
     // Unwinding across the C frame would be undefined behaviour: stop it here.
-    catch_unwind(AssertUnwindSafe(move || job())).unwrap_or(PANICKED)
+    catch_unwind(AssertUnwindSafe(job)).unwrap_or(PANICKED)
 }
 
 /// Starts `job` on worker lcore `lcore` (which must be idle).
