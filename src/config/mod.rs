@@ -1,0 +1,221 @@
+//! YAML configuration: schema, defaults, validation with key paths and lines.
+//!
+//! CONTRACT (used by main.rs and the DPDK runtime; keep these names/types):
+//! `load_file(path) -> Result<Config, ConfigError>`, `from_str(text)`,
+//! `Config::eal_args(&self) -> Vec<String>`, `ConfigError: Display` naming the
+//! key path and line, e.g. `ports[1].rx_queues: must be >= 1 (line 14)`.
+//!
+//! # Schema
+//!
+//! Three sections; any other key, at any level, is an error. Every error
+//! names the key path and the line, e.g. `eal.memroy_mb: unknown key, …
+//! (line 3)` or `ports[0].device: required (line 5)`.
+//!
+//! ```yaml
+//! eal:                      # optional section
+//!   lcores: "0@0,1@1,2@1"   # optional raw EAL --lcores map; must contain the
+//!                           #   control and every worker lcore. Default: none,
+//!                           #   `-l <control>,<workers>` is passed instead.
+//!   memory_mb: 512          # default 512, >= 64 (EAL -m)
+//!   hugepages: true         # default true; false passes --no-huge
+//!   file_prefix: btblocker  # default "btblocker", [A-Za-z0-9_-]+
+//!   vdevs: []               # extra --vdev strings, default []
+//!   pci_allow: []           # PCI addresses (DDDD:BB:DD.F or BB:DD.F) passed
+//!                           #   with -a, default []
+//!   extra_args: []          # appended verbatim to the EAL argv, default []
+//! ports:                    # required, 1 to 8 entries
+//!   - name: wan             # required, unique, non-empty
+//!     device: 0000:03:00.0  # required, unique: a PCI address, or a vdev
+//!                           #   `<driver>[,key=value…]` whose driver is
+//!                           #   net_*, eth_* or virtio_user<N>
+//!     role: outside         # required: inside | outside
+//!     rx_queues: 1          # default and only allowed value: the number of
+//!     tx_queues: 1          #   worker lcores (one RX and one TX queue each)
+//!     rx_descriptors: 1024  # default 1024, power of two in 64..=16384
+//!     tx_descriptors: 1024  # default 1024, power of two in 64..=16384
+//!     peer: lan             # port that this port's packets leave by in
+//!                           #   inline mode. Default: with 1 port, itself
+//!                           #   (one-armed); with 2, the other port; with
+//!                           #   more, required in inline mode (itself in
+//!                           #   monitor mode). Peers must be mutual.
+//! pipeline:                 # optional section
+//!   mode: inline            # default inline; inline | monitor
+//!   burst_size: 32          # default 32, 1..=512
+//!   worker_lcores: [1]      # default [1]; non-empty, unique, each < 128
+//!   control_lcore: 0        # default 0, < 128, not a worker
+//!   mbuf_pool_size: 8191    # default 8191, >= 1024
+//!   mbuf_cache_size: 256    # default 256, <= 512 (so always <= DPDK's limit
+//!                           #   of mbuf_pool_size / 1.5)
+//!   stats_interval_ms: 1000 # default 1000, >= 100
+//!   stop_after_idle_ms: 500 # optional, > 0: stop once every RX queue has
+//!                           #   been idle this long (finite inputs)
+//! ```
+//!
+//! # Adding a section
+//!
+//! One module holding the section's raw serde struct (`deny_unknown_fields`,
+//! `Spanned` fields) and a `validate` function turning it into the public
+//! type; one field in `raw::RawConfig`; one call in `validate`.
+use std::path::Path;
+
+mod eal;
+mod eal_args;
+mod field;
+mod lcores;
+mod names;
+mod pipeline;
+mod ports;
+mod raw;
+mod yaml;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub eal: EalConfig,
+    pub ports: Vec<PortConfig>,
+    pub pipeline: PipelineConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EalConfig {
+    /// Raw EAL `--lcores` map (e.g. "0@0,1@1,2@1"); when absent, `-l` is built
+    /// from the control and worker lcores.
+    pub lcores: Option<String>,
+    pub memory_mb: u32,
+    pub hugepages: bool,
+    /// Always `Some` after validation (default "btblocker").
+    pub file_prefix: Option<String>,
+    /// Extra `--vdev` strings not already named by a port's `device`.
+    pub vdevs: Vec<String>,
+    /// PCI addresses to allow (`-a`); ports with a PCI `device` are added too.
+    pub pci_allow: Vec<String>,
+    pub extra_args: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortRole {
+    Inside,
+    Outside,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortConfig {
+    pub name: String,
+    /// A PCI address (0000:03:00.0) or a vdev string (net_pcap0,rx_pcap=…).
+    pub device: String,
+    pub role: PortRole,
+    /// One RX and one TX queue per worker: equal to the worker count.
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+    /// Index in `Config::ports` of the port this port's packets are forwarded
+    /// to in inline mode (itself for a one-armed port). Always mutual.
+    pub peer: usize,
+}
+
+impl PortConfig {
+    /// True when `device` names a PCI device rather than a vdev.
+    pub fn is_pci(&self) -> bool {
+        names::PciAddress::parse(&self.device).is_some()
+    }
+
+    /// The name DPDK knows the device by: the PCI address, or for a vdev the
+    /// driver instance before the first comma (`net_pcap0`).
+    pub fn dpdk_name(&self) -> &str {
+        names::dpdk_name(&self.device)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Bump in the wire: forward what passes, drop what is banned.
+    Inline,
+    /// Mirror port: inspect, never transmit.
+    Monitor,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineConfig {
+    pub mode: Mode,
+    pub burst_size: u16,
+    pub worker_lcores: Vec<u32>,
+    pub control_lcore: u32,
+    pub mbuf_pool_size: u32,
+    pub mbuf_cache_size: u32,
+    pub stats_interval_ms: u64,
+    /// End the run once every RX queue has been idle this long (finite inputs).
+    pub stop_after_idle_ms: Option<u64>,
+}
+
+/// Why a config was refused. Every variant but `Io` and `Empty` names the
+/// line; `Missing`, `UnknownKey` and `Invalid` also name the key path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The document holds nothing (only whitespace, comments or `null`).
+    #[error("the config is empty: expected a mapping with at least a `ports` list")]
+    Empty,
+    /// The top level is a list or a scalar instead of a mapping of sections.
+    #[error("the config must be a mapping of sections ({}){}", raw::SECTIONS.join(", "), at_line(.line))]
+    NotAMapping { line: Option<u64> },
+    /// The text is not well-formed YAML.
+    #[error("yaml syntax error: {message}{}", at_line(.line))]
+    Syntax { message: String, line: Option<u64> },
+    /// A key the schema does not have (a typo, or a section not supported yet).
+    #[error("{key}: unknown key, expected one of: {expected}{}", at_line(.line))]
+    UnknownKey {
+        key: String,
+        expected: String,
+        line: Option<u64>,
+    },
+    /// A required key is absent; `line` is where its enclosing mapping starts.
+    #[error("{key}: required{}", at_line(.line))]
+    Missing { key: String, line: Option<u64> },
+    /// A key is present but its value breaks a rule of the schema.
+    #[error("{key}: {problem}{}", at_line(.line))]
+    Invalid {
+        key: String,
+        problem: String,
+        line: Option<u64>,
+    },
+}
+
+/// " (line N)", or nothing when the parser could not place the problem.
+fn at_line(line: &Option<u64>) -> String {
+    line.map(|n| format!(" (line {n})")).unwrap_or_default()
+}
+
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    from_str(&text)
+}
+
+pub fn from_str(text: &str) -> Result<Config, ConfigError> {
+    let raw = yaml::parse(text)?;
+    validate(raw)
+}
+
+/// Sections are validated in dependency order: the pipeline fixes the lcores
+/// that `eal.lcores` must contain and the queue count every port must use.
+fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, ConfigError> {
+    let root_line = field::line(&raw);
+    let raw = raw.value;
+    let pipeline = pipeline::validate(raw.pipeline)?;
+    let eal = eal::validate(raw.eal, &pipeline)?;
+    let ports = ports::validate(raw.ports, root_line, &eal, &pipeline)?;
+    Ok(Config {
+        eal,
+        ports,
+        pipeline,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,19 @@
+//! The top level of the file as serde reads it, before validation.
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::eal::RawEal;
+use super::pipeline::RawPipeline;
+use super::ports::RawPort;
+
+/// The sections the top level may hold, for the "not a mapping" message.
+/// Keep in step with the fields of [`RawConfig`] (a unit test checks it).
+pub(super) const SECTIONS: &[&str] = &["eal", "ports", "pipeline"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub eal: Option<Spanned<RawEal>>,
+    pub ports: Option<Spanned<Vec<Spanned<RawPort>>>>,
+    pub pipeline: Option<Spanned<RawPipeline>>,
+}
