@@ -119,10 +119,12 @@ impl<S: EventSink> Pipeline<S> {
     }
 
     /// Runs one received Ethernet frame through the stages and says what to do
-    /// with it. `port` is the index of the port it arrived on.
+    /// with it. `port` is the index of the port it arrived on; `frame` is the
+    /// packet's first segment (every header we parse lives there) and `wire_len`
+    /// its whole length over all segments.
     #[inline]
-    pub fn process(&mut self, port: usize, frame: &[u8], now_ns: u64) -> Verdict {
-        self.count_rx(port, frame.len());
+    pub fn process(&mut self, port: usize, frame: &[u8], wire_len: u32, now_ns: u64) -> Verdict {
+        self.count_rx(port, wire_len as usize);
         let parsed = wire::parse_ethernet(frame);
         self.process_parsed(parsed, now_ns)
     }

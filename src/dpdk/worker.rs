@@ -44,9 +44,10 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline, stop: Arc<AtomicBool>) -> i
             // One clock read per burst: flow timeouts need no finer grain.
             let now_ns = (u128::from(tsc()) * 1_000_000_000 / hz) as u64;
             for i in 0..n {
-                match pipeline.process(p.port_index, rx.frame(i), now_ns) {
+                let len = rx.pkt_len(i);
+                match pipeline.process(p.port_index, rx.frame(i), len, now_ns) {
                     Verdict::Forward if inline => {
-                        tx_len[tx.len()] = rx.pkt_len(i);
+                        tx_len[tx.len()] = len;
                         tx.push_from(&rx, i);
                     }
                     Verdict::Forward => drop.push_from(&rx, i),
