@@ -4,8 +4,33 @@
 //! `parse_ethernet(frame) -> Result<Parsed, ParseError>` and `parse_ip(datagram)`
 //! (raw IP link types); `ParseError::COUNT`, `ParseError::index()`,
 //! `ParseError::name()` (snake_case, used as a metric label), `ParseError::ALL`.
-//! STUB: bodies are filled in by the wire module's owner.
+//! Added: `parse_link(LinkType, frame)` for pcap link types.
+//!
+//! Each header has a view in the style of smoltcp's `wire`: `new_checked`
+//! checks every length once, up front, and keeps the header's fixed part as
+//! a fixed-size array, so its accessors cannot read out of bounds. Nothing
+//! here allocates or panics, whatever the input; the parsers are
+//! fuzzed (`fuzz/`). Lengths inside the packet (IPv4 total length, IPv6
+//! payload length, UDP length) cut the payload, so link padding never reaches
+//! DPI.
 use std::net::IpAddr;
+
+mod error;
+pub mod ethernet;
+mod field;
+pub mod ip;
+pub mod ipv4;
+pub mod ipv6;
+pub mod ipv6_ext;
+pub mod link;
+pub mod tcp;
+pub mod udp;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::ParseError;
+pub use link::{parse_link, LinkType};
 
 /// Where a packet sits in a fragmented datagram. Only unfragmented packets and
 /// first fragments carry an L4 header that DPI may read.
@@ -23,16 +48,55 @@ pub enum L4<'a> {
         dst_port: u16,
         seq: u32,
         ack: u32,
+        /// See [`tcp::flags`].
         flags: u8,
         payload: &'a [u8],
+        /// Receive window, unscaled.
+        window: u16,
     },
     Udp {
         src_port: u16,
         dst_port: u16,
+        /// Cut at the UDP length; in a first fragment, what this fragment holds.
         payload: &'a [u8],
     },
     /// Any other protocol, and non-first fragments of anything.
     Other { protocol: u8 },
+}
+
+impl<'a> L4<'a> {
+    /// The IP protocol number (6 TCP, 17 UDP, …).
+    #[inline]
+    pub fn protocol(&self) -> u8 {
+        match self {
+            L4::Tcp { .. } => ip::protocol::TCP,
+            L4::Udp { .. } => ip::protocol::UDP,
+            L4::Other { protocol } => *protocol,
+        }
+    }
+
+    /// (source, destination) ports of TCP and UDP.
+    #[inline]
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match *self {
+            L4::Tcp {
+                src_port, dst_port, ..
+            }
+            | L4::Udp {
+                src_port, dst_port, ..
+            } => Some((src_port, dst_port)),
+            L4::Other { .. } => None,
+        }
+    }
+
+    /// The TCP or UDP payload; empty for anything else.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        match *self {
+            L4::Tcp { payload, .. } | L4::Udp { payload, .. } => payload,
+            L4::Other { .. } => &[],
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +107,14 @@ pub struct Packet<'a> {
     pub dst: IpAddr,
     pub fragment: Fragment,
     pub l4: L4<'a>,
+    /// VLAN ids, outermost first; 0 where there is no tag. Private address
+    /// space may repeat across customer VLANs.
+    pub vlan_ids: [u16; ethernet::MAX_VLAN_TAGS],
+    /// IPv4 TTL or IPv6 hop limit.
+    pub ttl: u8,
+    /// Bytes after the IP header and IPv6 extension headers (the L4 header
+    /// and payload, or a non-first fragment's data); padding excluded.
+    pub ip_payload_len: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,33 +126,34 @@ pub enum Parsed<'a> {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParseError {
-    TruncatedEthernet,
-}
-
-impl ParseError {
-    pub const ALL: [ParseError; 1] = [ParseError::TruncatedEthernet];
-    pub const COUNT: usize = Self::ALL.len();
-    pub fn index(self) -> usize {
-        self as usize
-    }
-    pub fn name(self) -> &'static str {
-        "truncated_ethernet"
-    }
-}
-
+/// Parses an Ethernet II frame, VLAN tags and all.
+#[inline]
 pub fn parse_ethernet(frame: &[u8]) -> Result<Parsed<'_>, ParseError> {
-    if frame.len() < 14 {
-        return Err(ParseError::TruncatedEthernet);
-    }
-    Ok(Parsed::NonIp {
-        ethertype: u16::from_be_bytes([frame[12], frame[13]]),
-    })
+    let eth = ethernet::EthernetFrame::new_checked(frame)?;
+    parse_ethertype(eth.ethertype(), eth.payload())
 }
 
-pub fn parse_ip(_datagram: &[u8]) -> Result<Packet<'_>, ParseError> {
-    Err(ParseError::TruncatedEthernet)
+/// Parses an IP datagram with no link header; the version nibble says v4 or v6.
+#[inline]
+pub fn parse_ip(datagram: &[u8]) -> Result<Packet<'_>, ParseError> {
+    ip::parse_any(datagram)
+}
+
+/// Parses what follows a link header whose ethertype is `ethertype` (Ethernet,
+/// SLL, SLL2): VLAN tags, then IPv4, IPv6 or anything else.
+#[inline]
+pub fn parse_ethertype(ethertype: u16, payload: &[u8]) -> Result<Parsed<'_>, ParseError> {
+    let untagged = ethernet::strip_vlan_tags(ethertype, payload)?;
+    let packet = match untagged.ethertype {
+        ethernet::ethertype::IPV4 => ip::parse_ipv4(untagged.payload)?,
+        ethernet::ethertype::IPV6 => ip::parse_ipv6(untagged.payload)?,
+        ethertype => return Ok(Parsed::NonIp { ethertype }),
+    };
+    Ok(Parsed::Ip(Packet {
+        vlan_tags: untagged.vlan_tags,
+        vlan_ids: untagged.vlan_ids,
+        ..packet
+    }))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,117 @@
+//! From an IP datagram to a [`Packet`]: the IP header, then TCP or UDP where
+//! this packet carries its header.
+use std::net::IpAddr;
+
+use super::ipv4::Ipv4Packet;
+use super::ipv6::Ipv6Packet;
+use super::tcp::TcpSegment;
+use super::udp::UdpDatagram;
+use super::{Fragment, Packet, ParseError, L4};
+
+/// IP protocol numbers the parser reads further.
+pub mod protocol {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const ICMPV6: u8 = 58;
+}
+
+/// An IPv4 datagram (header first, link padding allowed after it).
+#[inline]
+pub fn parse_ipv4(bytes: &[u8]) -> Result<Packet<'_>, ParseError> {
+    let ip = Ipv4Packet::new_checked(bytes)?;
+    let fragment = ip.fragment();
+    Ok(packet(
+        IpAddr::V4(ip.src_addr()),
+        IpAddr::V4(ip.dst_addr()),
+        ip.ttl(),
+        fragment,
+        ip.payload(),
+        parse_l4(ip.protocol(), fragment, ip.payload())?,
+    ))
+}
+
+/// An IPv6 datagram (header first, link padding allowed after it).
+#[inline]
+pub fn parse_ipv6(bytes: &[u8]) -> Result<Packet<'_>, ParseError> {
+    let ip = Ipv6Packet::new_checked(bytes)?;
+    let upper = ip.upper_layer()?;
+    Ok(packet(
+        IpAddr::V6(ip.src_addr()),
+        IpAddr::V6(ip.dst_addr()),
+        ip.hop_limit(),
+        upper.fragment,
+        upper.payload,
+        parse_l4(upper.protocol, upper.fragment, upper.payload)?,
+    ))
+}
+
+/// An IP datagram of either version, told apart by its version nibble (raw
+/// IP link types carry no ethertype).
+#[inline]
+pub fn parse_any(bytes: &[u8]) -> Result<Packet<'_>, ParseError> {
+    match bytes.first().map(|b| b >> 4) {
+        None => Err(ParseError::TruncatedIp),
+        Some(4) => parse_ipv4(bytes),
+        Some(6) => parse_ipv6(bytes),
+        Some(_) => Err(ParseError::UnknownIpVersion),
+    }
+}
+
+#[inline]
+fn packet<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    fragment: Fragment,
+    ip_payload: &[u8],
+    l4: L4<'a>,
+) -> Packet<'a> {
+    Packet {
+        vlan_tags: 0,
+        vlan_ids: [0; 2],
+        src,
+        dst,
+        fragment,
+        l4,
+        ttl,
+        // Both IP versions cap their payload below 64 KiB, so this never
+        // saturates.
+        ip_payload_len: u16::try_from(ip_payload.len()).unwrap_or(u16::MAX),
+    }
+}
+
+/// Reads the L4 header of `payload` where this packet carries one. A
+/// non-first fragment carries only the middle of a datagram: DPI must not
+/// read it as a header.
+#[inline]
+fn parse_l4(protocol: u8, fragment: Fragment, payload: &[u8]) -> Result<L4<'_>, ParseError> {
+    Ok(match (protocol, fragment) {
+        (_, Fragment::NonFirst) => L4::Other { protocol },
+        (protocol::TCP, _) => {
+            let tcp = TcpSegment::new_checked(payload)?;
+            L4::Tcp {
+                src_port: tcp.src_port(),
+                dst_port: tcp.dst_port(),
+                seq: tcp.seq(),
+                ack: tcp.ack(),
+                flags: tcp.flags(),
+                payload: tcp.payload(),
+                window: tcp.window(),
+            }
+        }
+        (protocol::UDP, _) => {
+            let udp = if fragment == Fragment::First {
+                UdpDatagram::new_checked_first_fragment(payload)?
+            } else {
+                UdpDatagram::new_checked(payload)?
+            };
+            L4::Udp {
+                src_port: udp.src_port(),
+                dst_port: udp.dst_port(),
+                payload: udp.payload(),
+            }
+        }
+        _ => L4::Other { protocol },
+    })
+}
