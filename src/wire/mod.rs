@@ -155,22 +155,3 @@ pub fn parse_ethertype(ethertype: u16, payload: &[u8]) -> Result<Parsed<'_>, Par
         ..packet
     }))
 }
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkType {
-    Ethernet,
-    RawIp,
-    LinuxSll,
-    LinuxSll2,
-    Null,
-}
-
-impl LinkType {
-    pub fn from_dlt(dlt: u32) -> Option<LinkType> {
-        (dlt == 1).then_some(LinkType::Ethernet)
-    }
-}
-
-pub fn parse_link(_link: LinkType, frame: &[u8]) -> Result<Parsed<'_>, ParseError> {
-    parse_ethernet(frame)
-}
