@@ -12,12 +12,18 @@ fn corpus() -> PathBuf {
 
 /// One row of expected.tsv: (class, file, packets, nDPI's BitTorrent flows).
 fn ground_truth() -> Vec<(String, String, u64, u64)> {
-    let text = std::fs::read_to_string(corpus().join("expected.tsv")).expect("corpus present beside the repo (../shared)");
+    let text = std::fs::read_to_string(corpus().join("expected.tsv"))
+        .expect("corpus present beside the repo (../shared)");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let c: Vec<&str> = l.split('\t').collect();
-            (c[0].to_string(), c[1].to_string(), c[4].parse().unwrap(), c[6].parse().unwrap())
+            (
+                c[0].to_string(),
+                c[1].to_string(),
+                c[4].parse().unwrap(),
+                c[6].parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -52,13 +58,19 @@ fn negatives_have_no_bittorrent_and_no_bans() {
 #[test]
 fn positives_match_exact_counts_and_cover_ndpi() {
     for (file, flows, hosts) in POSITIVES {
-        let (_, _, _, ndpi) = ground_truth().into_iter().find(|r| r.1 == *file).expect("file in expected.tsv");
+        let (_, _, _, ndpi) = ground_truth()
+            .into_iter()
+            .find(|r| r.1 == *file)
+            .expect("file in expected.tsv");
         let report = analyze_file(&corpus().join(file), &DpiConfig::default(), false).unwrap();
         let found = report.bittorrent_flows().count();
         assert_eq!(found, *flows, "{file}: BitTorrent flows");
         assert_eq!(report.banned_hosts.len(), *hosts, "{file}: hosts to ban");
         if !file.ends_with("bt-dns.pcap") && !file.ends_with("tls_torrent.pcapng") {
-            assert!(found as u64 >= ndpi, "{file}: found {found} < nDPI's {ndpi}");
+            assert!(
+                found as u64 >= ndpi,
+                "{file}: found {found} < nDPI's {ndpi}"
+            );
         }
     }
 }

@@ -1,0 +1,69 @@
+//! Sequences of packets through the whole worker pipeline (parse → flow → DPI).
+//! Most DPI state lives across packets (split handshakes, uTP SYN/STATE pairs,
+//! MSE exchanges, tracker transaction ids), so one input is many packets.
+//!
+//! Input: a list of records. Each record starts with a tag byte:
+//! - tag % 4 == 0: a raw Ethernet frame of `len` bytes (exercises the parsers);
+//! - otherwise: a TCP (tag % 4 == 1) or UDP payload of `len` bytes sent between
+//!   two fixed hosts, direction from the tag's high bit, ports from the next two
+//!   bytes, wrapped in valid Ethernet/IPv4 headers so DPI sees it.
+//!
+//! `len` is the byte after the tag. The clock advances by the tag's bits 2..6
+//! in seconds, so timeouts and the known-peer TTL are reached too.
+#![no_main]
+
+use std::sync::Arc;
+
+use btblocker::config::Mode;
+use btblocker::dpi::DpiConfig;
+use btblocker::pipeline::{FlowConfig, NoEvents, Pipeline};
+use btblocker::stats::WorkerCounters;
+use libfuzzer_sys::fuzz_target;
+
+fn frame(tcp: bool, reverse: bool, ports: [u8; 2], payload: &[u8], out: &mut Vec<u8>) {
+    let (a, b) = ([10, 0, 0, 1], [198, 51, 100, 7]);
+    let (src, dst) = if reverse { (b, a) } else { (a, b) };
+    let (sport, dport) = (6881u16 + u16::from(ports[0] & 7), 40000u16 + u16::from(ports[1]));
+    let (sport, dport) = if reverse { (dport, sport) } else { (sport, dport) };
+    let l4_len = if tcp { 20 } else { 8 };
+    let total = (20 + l4_len + payload.len()) as u16;
+    out.clear();
+    out.extend_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00]);
+    out.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, if tcp { 6 } else { 17 }, 0, 0]);
+    out.extend_from_slice(&src);
+    out.extend_from_slice(&dst);
+    out.extend_from_slice(&sport.to_be_bytes());
+    out.extend_from_slice(&dport.to_be_bytes());
+    if tcp {
+        out.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        out.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+    }
+    out.extend_from_slice(payload);
+}
+
+fuzz_target!(|data: &[u8]| {
+    let counters = Arc::new(WorkerCounters::default());
+    let flow = FlowConfig { capacity: 64, ..FlowConfig::default() };
+    let mut pipeline = Pipeline::new(Arc::clone(&counters), Mode::Inline, &flow, &DpiConfig::default(), NoEvents);
+    let mut buf = Vec::with_capacity(2048);
+    let mut now = 1_000_000_000_000u64;
+    let mut rest = data;
+    while let [tag, len, tail @ ..] = rest {
+        now += u64::from((tag >> 2) & 0x1f) * 1_000_000_000;
+        if tag % 4 == 0 {
+            let n = usize::from(*len).min(tail.len());
+            pipeline.process(0, &tail[..n], n as u32, now);
+            rest = &tail[n..];
+        } else {
+            let [p0, p1, body @ ..] = tail else { break };
+            let n = usize::from(*len).min(body.len());
+            frame(tag % 4 == 1, tag & 0x80 != 0, [*p0, *p1], &body[..n], &mut buf);
+            pipeline.process(0, &buf, buf.len() as u32, now);
+            rest = &body[n..];
+        }
+    }
+    let c = &pipeline.counters().flows;
+    assert!(c.judged_bittorrent.get() + c.judged_clean.get() <= c.created.get());
+});
