@@ -11,10 +11,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::capture::{self, CaptureError};
-use crate::config::Mode;
+use crate::config::{FlowsConfig, Mode};
 use crate::dpi::{Confidence, DpiConfig};
 use crate::flow::{Flow, FlowVerdict, Retired, PROTO_TCP};
-use crate::pipeline::{DetectionEvent, EventSink, FlowConfig, Pipeline};
+use crate::pipeline::{DetectionEvent, EventSink, Pipeline};
 use crate::stats::WorkerCounters;
 use crate::wire::LinkType;
 
@@ -121,9 +121,9 @@ pub fn analyze_file(
 ) -> Result<FileReport, CaptureError> {
     let counters = Arc::new(WorkerCounters::default());
     // Offline, memory is cheap and eviction would only blur the report.
-    let flow_cfg = FlowConfig {
+    let flow_cfg = FlowsConfig {
         capacity: 1 << 20,
-        ..FlowConfig::default()
+        ..FlowsConfig::default()
     };
     let mut pipeline = Pipeline::new(
         Arc::clone(&counters),

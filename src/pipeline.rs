@@ -4,11 +4,13 @@
 //! code. Read `process_parsed` top to bottom to see where a packet goes.
 use std::sync::Arc;
 
-use crate::config::Mode;
+use crate::config::{FlowsConfig, Mode};
 use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx, Transport};
 use crate::flow::{Endpoint, Flow, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP};
 use crate::stats::WorkerCounters;
 use crate::wire::{self, Fragment, LinkType, Packet, Parsed, L4};
+
+const NS_PER_S: u64 = 1_000_000_000;
 
 /// What happens to a packet after the pipeline has seen it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,24 +47,6 @@ impl EventSink for NoEvents {
     fn detection(&mut self, _event: &DetectionEvent) {}
 }
 
-/// Flow table sizing and timeouts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlowConfig {
-    pub capacity: usize,
-    pub tcp_timeout_ns: u64,
-    pub udp_timeout_ns: u64,
-}
-
-impl Default for FlowConfig {
-    fn default() -> Self {
-        FlowConfig {
-            capacity: 1 << 16,
-            tcp_timeout_ns: 300 * 1_000_000_000,
-            udp_timeout_ns: 60 * 1_000_000_000,
-        }
-    }
-}
-
 /// One worker's pipeline state. Owned by exactly one worker; never shared.
 pub struct Pipeline<S: EventSink = NoEvents> {
     counters: Arc<WorkerCounters>,
@@ -77,7 +61,7 @@ impl<S: EventSink> Pipeline<S> {
     pub fn new(
         counters: Arc<WorkerCounters>,
         mode: Mode,
-        flow: &FlowConfig,
+        flow: &FlowsConfig,
         dpi: &DpiConfig,
         sink: S,
     ) -> Self {
@@ -88,8 +72,8 @@ impl<S: EventSink> Pipeline<S> {
             mode,
             flows: FlowTable::new(
                 flow.capacity,
-                flow.tcp_timeout_ns,
-                flow.udp_timeout_ns,
+                flow.tcp_idle_timeout_s * NS_PER_S,
+                flow.udp_idle_timeout_s * NS_PER_S,
                 seed,
             ),
             dpi: DpiEngine::new(dpi),

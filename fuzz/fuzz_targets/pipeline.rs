@@ -14,9 +14,9 @@
 
 use std::sync::Arc;
 
-use btblocker::config::Mode;
+use btblocker::config::{FlowsConfig, Mode};
 use btblocker::dpi::DpiConfig;
-use btblocker::pipeline::{FlowConfig, NoEvents, Pipeline};
+use btblocker::pipeline::{NoEvents, Pipeline};
 use btblocker::stats::WorkerCounters;
 use libfuzzer_sys::fuzz_target;
 
@@ -45,7 +45,7 @@ fn frame(tcp: bool, reverse: bool, ports: [u8; 2], payload: &[u8], out: &mut Vec
 
 fuzz_target!(|data: &[u8]| {
     let counters = Arc::new(WorkerCounters::default());
-    let flow = FlowConfig { capacity: 64, ..FlowConfig::default() };
+    let flow = FlowsConfig { capacity: 64, ..FlowsConfig::default() };
     let mut pipeline = Pipeline::new(Arc::clone(&counters), Mode::Inline, &flow, &DpiConfig::default(), NoEvents);
     let mut buf = Vec::with_capacity(2048);
     let mut now = 1_000_000_000_000u64;

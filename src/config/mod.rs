@@ -49,6 +49,11 @@
 //!   stats_interval_ms: 1000 # default 1000, >= 100
 //!   stop_after_idle_ms: 500 # optional, > 0: stop once every RX queue has
 //!                           #   been idle this long (finite inputs)
+//! flows:                    # optional section: each worker's flow table
+//!   capacity: 65536         # default 65536 flows per worker, 64..=2^26;
+//!                           #   allocated once at start-up
+//!   tcp_idle_timeout_s: 300 # default 300, 1..=86400
+//!   udp_idle_timeout_s: 60  # default 60, 1..=86400
 //! ```
 //!
 //! # Adding a section
@@ -61,6 +66,7 @@ use std::path::Path;
 mod eal;
 mod eal_args;
 mod field;
+mod flows;
 mod lcores;
 mod names;
 mod pipeline;
@@ -73,6 +79,26 @@ pub struct Config {
     pub eal: EalConfig,
     pub ports: Vec<PortConfig>,
     pub pipeline: PipelineConfig,
+    pub flows: FlowsConfig,
+}
+
+/// Each worker's flow table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowsConfig {
+    /// Flows per worker (rounded up to the table's bucket geometry).
+    pub capacity: usize,
+    pub tcp_idle_timeout_s: u64,
+    pub udp_idle_timeout_s: u64,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        FlowsConfig {
+            capacity: 1 << 16,
+            tcp_idle_timeout_s: 300,
+            udp_idle_timeout_s: 60,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,10 +236,12 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
     let pipeline = pipeline::validate(raw.pipeline)?;
     let eal = eal::validate(raw.eal, &pipeline)?;
     let ports = ports::validate(raw.ports, root_line, &eal, &pipeline)?;
+    let flows = flows::validate(raw.flows)?;
     Ok(Config {
         eal,
         ports,
         pipeline,
+        flows,
     })
 }
 

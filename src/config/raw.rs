@@ -3,12 +3,13 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::eal::RawEal;
+use super::flows::RawFlows;
 use super::pipeline::RawPipeline;
 use super::ports::RawPort;
 
 /// The sections the top level may hold, for the "not a mapping" message.
 /// Keep in step with the fields of [`RawConfig`] (a unit test checks it).
-pub(super) const SECTIONS: &[&str] = &["eal", "ports", "pipeline"];
+pub(super) const SECTIONS: &[&str] = &["eal", "ports", "pipeline", "flows"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,4 +17,5 @@ pub(super) struct RawConfig {
     pub eal: Option<Spanned<RawEal>>,
     pub ports: Option<Spanned<Vec<Spanned<RawPort>>>>,
     pub pipeline: Option<Spanned<RawPipeline>>,
+    pub flows: Option<Spanned<RawFlows>>,
 }

@@ -84,7 +84,43 @@ fn a_minimal_config_gets_every_default() {
                 stats_interval_ms: 1000,
                 stop_after_idle_ms: None,
             },
+            flows: FlowsConfig {
+                capacity: 65536,
+                tcp_idle_timeout_s: 300,
+                udp_idle_timeout_s: 60,
+            },
         }
+    );
+}
+
+#[test]
+fn flows_section_is_read_and_checked() {
+    let base = "ports:\n  - name: lan\n    device: net_null0\n    role: inside\n";
+    let config = ok(&[format!(
+        "{base}flows:\n  capacity: 1024\n  tcp_idle_timeout_s: 10\n  udp_idle_timeout_s: 5"
+    )]);
+    assert_eq!(
+        config.flows,
+        FlowsConfig {
+            capacity: 1024,
+            tcp_idle_timeout_s: 10,
+            udp_idle_timeout_s: 5
+        }
+    );
+    assert_eq!(
+        err(&[format!("{base}flows:\n  capacity: 10")]),
+        "flows.capacity: must be >= 64 (line 6)"
+    );
+    assert_eq!(
+        err(&[format!("{base}flows:\n  udp_idle_timeout_s: 0")]),
+        "flows.udp_idle_timeout_s: must be >= 1 (line 6)"
+    );
+    assert_eq!(
+        err(&[format!("{base}flows:\n  capacty: 100")])
+            .split(',')
+            .next()
+            .unwrap(),
+        "flows.capacty: unknown key"
     );
 }
 
@@ -169,11 +205,11 @@ fn an_empty_file_is_refused() {
 fn a_top_level_that_is_not_a_mapping_is_refused() {
     assert_eq!(
         err(&["# a list", "- ports"]),
-        "the config must be a mapping of sections (eal, ports, pipeline) (line 2)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows) (line 2)"
     );
     assert_eq!(
         err(&["42"]),
-        "the config must be a mapping of sections (eal, ports, pipeline) (line 1)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows) (line 1)"
     );
 }
 
@@ -205,10 +241,10 @@ fn duplicate_keys_are_refused() {
 fn unknown_sections_are_refused_with_the_known_ones() {
     assert_eq!(
         err(&two_ports_and(&["dpi:", "  enabled: true"])),
-        "dpi: unknown key, expected one of: eal, ports, pipeline (line 8)"
+        "dpi: unknown key, expected one of: eal, ports, pipeline, flows (line 8)"
     );
     // raw::SECTIONS feeds the "not a mapping" message: it must match serde's list.
-    assert_eq!(raw::SECTIONS.join(", "), "eal, ports, pipeline");
+    assert_eq!(raw::SECTIONS.join(", "), "eal, ports, pipeline, flows");
 }
 
 #[test]

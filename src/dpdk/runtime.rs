@@ -13,7 +13,7 @@ use super::worker::{Poll, WorkerPlan};
 use super::{lcore, port, DpdkError};
 use crate::config::Config;
 use crate::dpi::DpiConfig;
-use crate::pipeline::{FlowConfig, NoEvents, Pipeline};
+use crate::pipeline::{NoEvents, Pipeline};
 use crate::report::{HwPortStats, RunSummary};
 use crate::stats::WorkerCounters;
 
@@ -98,7 +98,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
         let pipeline = Pipeline::new(
             Arc::clone(&counters[w]),
             cfg.pipeline.mode,
-            &FlowConfig::default(),
+            &cfg.flows,
             &DpiConfig::default(),
             NoEvents,
         );
