@@ -473,7 +473,10 @@ impl DpiEngine {
         ctx: &PayloadCtx<'_>,
         now_ns: u64,
     ) -> Option<Inspection> {
-        if !self.enabled(DetectorId::KnownPeer) {
+        // A flow that shows another protocol (TLS, QUIC, STUN…) is that
+        // protocol, whatever port it uses: an ephemeral port of the same host
+        // may equal a peer's port.
+        if !self.enabled(DetectorId::KnownPeer) || state.guarded() {
             return None;
         }
         let a = self.known.lookup(ctx.src, ctx.src_port, now_ns);
@@ -553,7 +556,8 @@ impl DpiEngine {
             self.tcp_handshake(st, ctx, now_ns);
         }
         let http_on = self.enabled(DetectorId::HttpTracker) || self.enabled(DetectorId::HttpClient);
-        if stream_start && http_on {
+        // A new request may also start a later segment (keep-alive).
+        if http_on && (stream_start || p.starts_with(b"GET ")) {
             if let Some(e) = self.http.inspect(p) {
                 if let (Some(c), true) = (e.tracker, self.enabled(DetectorId::HttpTracker)) {
                     st.note(DetectorId::HttpTracker, c);

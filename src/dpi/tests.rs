@@ -200,6 +200,14 @@ fn responder_handshake_confirms_its_endpoint_for_later_flows() {
         h.orig(&mut e, &[0x42; 50]),
         bt(DetectorId::KnownPeer, Confidence::Strong)
     );
+    // Not a flow that shows another protocol (an ephemeral port may equal
+    // the peer's port).
+    let mut tls = Flow::tcp(6881, 443);
+    tls.a = ip(2);
+    let hello = [
+        0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03,
+    ];
+    assert_eq!(tls.orig(&mut e, &hello), Inspection::Pending);
     // …until the TTL runs out.
     assert!(!e.is_known_peer(ip(2), 6881, 100 * SEC + 31 * 60 * SEC));
 }
@@ -467,6 +475,21 @@ fn http_announce_is_definitive_and_user_agent_needs_company() {
     let req = b"GET /announce?info_hash=%12%34%56%78%9a%bc%de%f1%23%45%67%89%ab%cd%ef%12%34%56%78%9a&peer_id=-TR3000-abcdefghijkl&port=51413 HTTP/1.1\r\nHost: t\r\n\r\n";
     assert_eq!(
         f.orig(&mut e, req),
+        bt(DetectorId::HttpTracker, Confidence::Definitive)
+    );
+
+    // A later request on a keep-alive connection is inspected too.
+    let mut k = Flow::tcp(50003, 8080);
+    assert_eq!(
+        k.orig(&mut e, b"GET /favicon.ico HTTP/1.1\r\nHost: t\r\n\r\n"),
+        Inspection::Pending
+    );
+    assert_eq!(
+        k.resp(&mut e, b"HTTP/1.1 404 Not Found\r\n\r\n"),
+        Inspection::Pending
+    );
+    assert_eq!(
+        k.orig(&mut e, req),
         bt(DetectorId::HttpTracker, Confidence::Definitive)
     );
 
