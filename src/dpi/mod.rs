@@ -16,7 +16,7 @@
 //! | `handshake` | peer-wire handshake `\x13BitTorrent protocol` (BEP 3), reassembled across the first segments | Definitive |
 //! | `framing` | peer-wire messages (BEP 3/6/10/52); BEP 10 extension handshake | Strong; extension handshake Definitive |
 //! | `dht` | KRPC (BEP 5/32/42/44/51) by a bounded bencode walk | Definitive |
-//! | `utp` | uTP (BEP 29): SYN answered by its STATE, or ids ±1 with agreeing seq/ack; BT handshake inside DATA | Definitive |
+//! | `utp` | uTP (BEP 29): SYN answered by its STATE; ids ±1 with agreeing seq/ack; a one-way run of 4 consistent headers (one id, rising timestamps, seq +0/+1, acks never back); BT handshake inside DATA. Never one DATA-shaped packet | Definitive |
 //! | `udp_tracker` | BEP 15 connect/announce/scrape, responses matched by transaction id | Definitive |
 //! | `http` | tracker announce/scrape (info_hash + peer_id); client User-Agent | Definitive / Strong |
 //! | `lsd` | BEP 14 `BT-SEARCH` | Definitive |
@@ -30,7 +30,8 @@
 //! once, however many packets repeat it). A flow is judged BitTorrent when:
 //! 1. any detector reports **Definitive**; or
 //! 2. one of its endpoints is a **Confirmed** known peer (it spoke BitTorrent
-//!    itself in a Definitive detection within the TTL): `KnownPeer`, Strong; or
+//!    itself in a Definitive detection within the TTL) and no guard fired on
+//!    the flow: `KnownPeer`, Strong; or
 //! 3. the flow has at least one **Strong** signal and its points reach 4:
 //!    Weak = 1, Strong = 2 per detector, plus 2 when an endpoint is an
 //!    **Advertised** known peer (named in a DHT/tracker peer list).

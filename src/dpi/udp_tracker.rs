@@ -99,8 +99,8 @@ fn azureus_peer_id(id: &[u8]) -> bool {
 }
 
 impl TrackerState {
-    /// Feeds one datagram from direction `dir`. `peers` receives the compact
-    /// peer list of a matched announce response.
+    /// Feeds one datagram from direction `dir`. Returns the evidence and, for
+    /// a matched announce response, its compact peer list (else empty).
     pub fn feed<'a>(&mut self, dir: usize, d: &'a [u8]) -> (Option<TrackerEvidence>, &'a [u8]) {
         let dir = (dir & 1) as u8;
         if let Some(ev) = self.response(dir, d) {
