@@ -44,8 +44,8 @@ pub struct FileReport {
     pub file: String,
     pub packets: u64,
     pub flows: Vec<FlowReport>,
-    /// Hosts that took part in BitTorrent flows (multicast and broadcast
-    /// destinations excluded): those a ban would hit.
+    /// Hosts that took part in BitTorrent flows (multicast, broadcast and
+    /// loopback addresses excluded): those a ban would hit.
     pub banned_hosts: Vec<String>,
     /// Frames whose link type we cannot parse, and malformed frames.
     pub skipped_frames: u64,
@@ -108,8 +108,10 @@ fn flow_report(flow: &Flow) -> FlowReport {
 
 fn is_bannable(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()),
-        IpAddr::V6(v6) => !(v6.is_multicast() || v6.is_unspecified()),
+        IpAddr::V4(v4) => {
+            !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified() || v4.is_loopback())
+        }
+        IpAddr::V6(v6) => !(v6.is_multicast() || v6.is_unspecified() || v6.is_loopback()),
     }
 }
 

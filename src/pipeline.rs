@@ -228,6 +228,7 @@ impl<S: EventSink> Pipeline<S> {
                 flow.decided_at_packet = index;
                 flow.detection = Some(detection);
                 counters.flows.judged_bittorrent.inc();
+                counters.flows.by_detector[detection.detector.index()].inc();
                 let (originator, responder) = flow.endpoints();
                 sink.detection(&DetectionEvent {
                     proto,

@@ -6,6 +6,7 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 
 use crate::config::{Config, PortRole};
+use crate::dpi::DetectorId;
 use crate::stats::{Counter, WorkerCounters};
 use crate::wire::ParseError;
 
@@ -73,6 +74,19 @@ pub struct ParseSummary {
     pub malformed_by_reason: Vec<(&'static str, u64)>,
 }
 
+/// What the flow table and the DPI engine did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct DpiSummary {
+    pub flows_created: u64,
+    pub flows_expired: u64,
+    pub flows_evicted: u64,
+    pub payload_packets_inspected: u64,
+    pub flows_clean: u64,
+    pub flows_bittorrent: u64,
+    /// BitTorrent flows by deciding detector (only detectors that fired).
+    pub bittorrent_by_detector: Vec<(&'static str, u64)>,
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct RunSummary {
     pub elapsed_s: f64,
@@ -80,6 +94,7 @@ pub struct RunSummary {
     pub ports: Vec<PortSummary>,
     pub workers: Vec<WorkerSummary>,
     pub parse: ParseSummary,
+    pub dpi: DpiSummary,
 }
 
 fn role_name(role: PortRole) -> &'static str {
@@ -148,6 +163,20 @@ impl RunSummary {
             malformed: malformed_by_reason.iter().map(|(_, n)| n).sum(),
             malformed_by_reason,
         };
+        let bittorrent_by_detector: Vec<(&'static str, u64)> = DetectorId::ALL
+            .iter()
+            .map(|d| (d.name(), total(&|w| &w.flows.by_detector[d.index()])))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let dpi = DpiSummary {
+            flows_created: total(&|w| &w.flows.created),
+            flows_expired: total(&|w| &w.flows.expired),
+            flows_evicted: total(&|w| &w.flows.evicted),
+            payload_packets_inspected: total(&|w| &w.flows.inspected_packets),
+            flows_clean: total(&|w| &w.flows.judged_clean),
+            flows_bittorrent: total(&|w| &w.flows.judged_bittorrent),
+            bittorrent_by_detector,
+        };
         RunSummary {
             elapsed_s,
             mode: match cfg.pipeline.mode {
@@ -157,6 +186,7 @@ impl RunSummary {
             ports,
             workers: worker_summaries,
             parse,
+            dpi,
         }
     }
 
@@ -250,6 +280,21 @@ impl fmt::Display for RunSummary {
         )?;
         for (reason, n) in &p.malformed_by_reason {
             write!(f, " [{reason}: {n}]")?;
+        }
+        writeln!(f)?;
+        let d = &self.dpi;
+        write!(
+            f,
+            "flows: {} created, {} expired, {} evicted; {} payload packets inspected; judged {} clean, {} BitTorrent",
+            d.flows_created, d.flows_expired, d.flows_evicted, d.payload_packets_inspected, d.flows_clean, d.flows_bittorrent
+        )?;
+        if !d.bittorrent_by_detector.is_empty() {
+            let by: Vec<String> = d
+                .bittorrent_by_detector
+                .iter()
+                .map(|(n, c)| format!("{n} {c}"))
+                .collect();
+            write!(f, " ({})", by.join(", "))?;
         }
         writeln!(f)
     }

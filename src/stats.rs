@@ -4,6 +4,7 @@
 //! concurrent read by the control lcore well defined.
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::dpi::DetectorId;
 use crate::wire::ParseError;
 
 /// Ports a worker can serve; a config with more is rejected at load time.
@@ -72,6 +73,8 @@ pub struct FlowCounters {
     pub inspected_packets: Counter,
     pub judged_clean: Counter,
     pub judged_bittorrent: Counter,
+    /// Flows judged BitTorrent, by the detector that decided them.
+    pub by_detector: [Counter; DetectorId::COUNT],
 }
 
 impl FlowCounters {

@@ -31,7 +31,26 @@ fn ground_truth() -> Vec<(String, String, u64, u64)> {
 /// btblocker's exact result per positive file: (file, BitTorrent flows, hosts to ban).
 /// `bt-dns.pcap` and `tls_torrent.pcapng` are hostname-only positives in nDPI's
 /// truth (a DNS lookup / a TLS SNI of utorrent.com) and carry no BitTorrent protocol.
-const POSITIVES: &[(&str, usize, usize)] = &[];
+const POSITIVES: &[(&str, usize, usize)] = &[
+    ("positive/bittorrent.pcap", 24, 16),
+    // The MSE handshake (Strong on its own) is followed by a plaintext
+    // peer-wire handshake in payload packet 6, which decides the flow.
+    ("positive/bittorrent_tcp_miss.pcapng", 1, 2),
+    // DHT + a uTP connection on loopback (127.0.0.1 is never banned).
+    ("positive/bittorrent_utp.pcap", 2, 2),
+    ("positive/bt-dns.pcap", 0, 0),
+    ("positive/bt-http.pcapng", 1, 2),
+    // Two LSD announces from one host (two source ports, so two flows for us,
+    // one for nDPI); the multicast group is not a host to ban.
+    ("positive/bt_search.pcap", 2, 1),
+    ("positive/h323_false_positive.pcap", 1, 2),
+    // 3 DHT + 1 uTP + 1 flow to a peer confirmed earlier (known-peer cache).
+    ("positive/lru_ipv6_caches.pcapng", 5, 6),
+    ("positive/targusdataspeed_false_positives.pcap", 2, 3),
+    ("positive/tls_torrent.pcapng", 0, 0),
+    // 27 DHT flows in nDPI; our flow table splits one long flow at its idle timeout.
+    ("positive/viber_mobile.pcap", 28, 27),
+];
 
 #[test]
 fn every_corpus_file_parses_with_its_packet_count() {
@@ -57,6 +76,13 @@ fn negatives_have_no_bittorrent_and_no_bans() {
 
 #[test]
 fn positives_match_exact_counts_and_cover_ndpi() {
+    let listed: Vec<&str> = POSITIVES.iter().map(|p| p.0).collect();
+    for (class, file, _, _) in ground_truth() {
+        assert!(
+            class != "positive" || listed.contains(&file.as_str()),
+            "{file} has no expected counts"
+        );
+    }
     for (file, flows, hosts) in POSITIVES {
         let (_, _, _, ndpi) = ground_truth()
             .into_iter()

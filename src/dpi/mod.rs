@@ -62,7 +62,6 @@ mod udp_tracker;
 mod utp;
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests;
 
 pub use handshake::HandshakeInfo;
