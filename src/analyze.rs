@@ -118,14 +118,15 @@ fn is_bannable(ip: IpAddr) -> bool {
 /// Analyses one capture file.
 pub fn analyze_file(
     path: &Path,
+    flows: &FlowsConfig,
     dpi: &DpiConfig,
     progress: bool,
 ) -> Result<FileReport, CaptureError> {
     let counters = Arc::new(WorkerCounters::default());
     // Offline, memory is cheap and eviction would only blur the report.
     let flow_cfg = FlowsConfig {
-        capacity: 1 << 20,
-        ..FlowsConfig::default()
+        capacity: flows.capacity.max(1 << 20),
+        ..flows.clone()
     };
     let mut pipeline = Pipeline::new(
         Arc::clone(&counters),
@@ -181,11 +182,15 @@ fn progress_bar(path: &Path, wanted: bool) -> Option<indicatif::ProgressBar> {
 }
 
 /// Analyses every file (in parallel), keeping the input order in the result.
-pub fn analyze_files(paths: &[PathBuf], dpi: &DpiConfig) -> Vec<Result<FileReport, CaptureError>> {
+pub fn analyze_files(
+    paths: &[PathBuf],
+    flows: &FlowsConfig,
+    dpi: &DpiConfig,
+) -> Vec<Result<FileReport, CaptureError>> {
     let progress = paths.len() == 1 || rayon::current_num_threads() == 1;
     paths
         .par_iter()
-        .map(|p| analyze_file(p, dpi, progress))
+        .map(|p| analyze_file(p, flows, dpi, progress))
         .collect()
 }
 

@@ -40,6 +40,9 @@ enum Command {
         /// One JSON object per file, one per line (file, packets, flows, banned_hosts).
         #[arg(long)]
         json: bool,
+        /// Take the `flows` and `dpi` sections from this YAML config.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Capture files: pcap or pcapng; Ethernet, raw IP, Linux SLL/SLL2, NULL/loopback.
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
@@ -76,15 +79,26 @@ fn main() -> ExitCode {
             config,
             summary_json,
         } => run(&config, summary_json),
-        Command::Analyze { json, files } => analyze(&files, json),
+        Command::Analyze {
+            json,
+            config,
+            files,
+        } => analyze(&files, config.as_deref(), json),
     }
 }
 
-fn analyze(files: &[PathBuf], json: bool) -> ExitCode {
+fn analyze(files: &[PathBuf], config: Option<&std::path::Path>, json: bool) -> ExitCode {
     use btblocker::analyze;
-    let dpi = btblocker::dpi::DpiConfig::default();
+    let (flows, dpi) = match config.map(btblocker::config::load_file) {
+        None => Default::default(),
+        Some(Ok(cfg)) => (cfg.flows, cfg.dpi),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let mut failed = false;
-    for result in analyze::analyze_files(files, &dpi) {
+    for result in analyze::analyze_files(files, &flows, &dpi) {
         match result {
             Ok(report) if json => {
                 println!("{}", serde_json::to_string(&report).expect("plain data"))

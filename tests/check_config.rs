@@ -142,7 +142,7 @@ fn a_section_not_supported_yet_is_refused() {
     assert_refused(
         "ban-section",
         &ports_and(&["ban:", "  seconds: 60"]),
-        "ban: unknown key, expected one of: eal, ports, pipeline, flows (line 8)",
+        "ban: unknown key, expected one of: eal, ports, pipeline, flows, dpi (line 8)",
     );
 }
 

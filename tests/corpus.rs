@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use btblocker::analyze::analyze_file;
+use btblocker::config::FlowsConfig;
 use btblocker::dpi::DpiConfig;
 
 fn corpus() -> PathBuf {
@@ -40,8 +41,8 @@ const POSITIVES: &[(&str, usize, usize)] = &[
     ("positive/bittorrent_utp.pcap", 2, 2),
     ("positive/bt-dns.pcap", 0, 0),
     ("positive/bt-http.pcapng", 1, 2),
-    // Two LSD announces from one host (two source ports, so two flows for us,
-    // one for nDPI); the multicast group is not a host to ban.
+    // Two LSD announces from one host, further apart than the UDP idle timeout
+    // (so two flows for us, one for nDPI); the multicast group is not a host to ban.
     ("positive/bt_search.pcap", 2, 1),
     ("positive/h323_false_positive.pcap", 1, 2),
     // 3 DHT + 1 uTP + 1 flow to a peer confirmed earlier (known-peer cache).
@@ -55,7 +56,13 @@ const POSITIVES: &[(&str, usize, usize)] = &[
 #[test]
 fn every_corpus_file_parses_with_its_packet_count() {
     for (_, file, packets, _) in ground_truth() {
-        let report = analyze_file(&corpus().join(&file), &DpiConfig::default(), false).unwrap();
+        let report = analyze_file(
+            &corpus().join(&file),
+            &FlowsConfig::default(),
+            &DpiConfig::default(),
+            false,
+        )
+        .unwrap();
         assert_eq!(report.packets, packets, "{file}");
         assert_eq!(report.skipped_frames, 0, "{file}");
     }
@@ -67,7 +74,13 @@ fn negatives_have_no_bittorrent_and_no_bans() {
         if class != "negative" {
             continue;
         }
-        let report = analyze_file(&corpus().join(&file), &DpiConfig::default(), false).unwrap();
+        let report = analyze_file(
+            &corpus().join(&file),
+            &FlowsConfig::default(),
+            &DpiConfig::default(),
+            false,
+        )
+        .unwrap();
         let bt: Vec<_> = report.bittorrent_flows().collect();
         assert!(bt.is_empty(), "{file}: false positives {bt:#?}");
         assert!(report.banned_hosts.is_empty(), "{file}");
@@ -88,7 +101,13 @@ fn positives_match_exact_counts_and_cover_ndpi() {
             .into_iter()
             .find(|r| r.1 == *file)
             .expect("file in expected.tsv");
-        let report = analyze_file(&corpus().join(file), &DpiConfig::default(), false).unwrap();
+        let report = analyze_file(
+            &corpus().join(file),
+            &FlowsConfig::default(),
+            &DpiConfig::default(),
+            false,
+        )
+        .unwrap();
         let found = report.bittorrent_flows().count();
         assert_eq!(found, *flows, "{file}: BitTorrent flows");
         assert_eq!(report.banned_hosts.len(), *hosts, "{file}: hosts to ban");

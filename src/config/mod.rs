@@ -54,6 +54,15 @@
 //!                           #   allocated once at start-up
 //!   tcp_idle_timeout_s: 300 # default 300, 1..=86400
 //!   udp_idle_timeout_s: 60  # default 60, 1..=86400
+//! dpi:                      # optional section
+//!   max_payload_packets: 8  # default 8, 1..=64: payload packets inspected per
+//!                           #   direction before a flow is judged clean
+//!   known_peer_capacity: 65536 # default 65536 per worker, 0 disables the
+//!                           #   known-peer cache
+//!   known_peer_ttl_s: 1800  # default 1800, 1..=604800
+//!   learn_advertised_peers: true # default true: peers named in DHT values
+//!                           #   and tracker replies corroborate weaker evidence
+//!   disabled_detectors: []  # detector names to switch off, e.g. [mse, utp]
 //! ```
 //!
 //! # Adding a section
@@ -63,6 +72,7 @@
 //! type; one field in `raw::RawConfig`; one call in `validate`.
 use std::path::Path;
 
+mod dpi;
 mod eal;
 mod eal_args;
 mod field;
@@ -80,6 +90,7 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     pub pipeline: PipelineConfig,
     pub flows: FlowsConfig,
+    pub dpi: crate::dpi::DpiConfig,
 }
 
 /// Each worker's flow table.
@@ -237,11 +248,13 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
     let eal = eal::validate(raw.eal, &pipeline)?;
     let ports = ports::validate(raw.ports, root_line, &eal, &pipeline)?;
     let flows = flows::validate(raw.flows)?;
+    let dpi = dpi::validate(raw.dpi)?;
     Ok(Config {
         eal,
         ports,
         pipeline,
         flows,
+        dpi,
     })
 }
 

@@ -2,6 +2,7 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::dpi::RawDpi;
 use super::eal::RawEal;
 use super::flows::RawFlows;
 use super::pipeline::RawPipeline;
@@ -9,7 +10,7 @@ use super::ports::RawPort;
 
 /// The sections the top level may hold, for the "not a mapping" message.
 /// Keep in step with the fields of [`RawConfig`] (a unit test checks it).
-pub(super) const SECTIONS: &[&str] = &["eal", "ports", "pipeline", "flows"];
+pub(super) const SECTIONS: &[&str] = &["eal", "ports", "pipeline", "flows", "dpi"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,4 +19,5 @@ pub(super) struct RawConfig {
     pub ports: Option<Spanned<Vec<Spanned<RawPort>>>>,
     pub pipeline: Option<Spanned<RawPipeline>>,
     pub flows: Option<Spanned<RawFlows>>,
+    pub dpi: Option<Spanned<RawDpi>>,
 }

@@ -89,8 +89,29 @@ fn a_minimal_config_gets_every_default() {
                 tcp_idle_timeout_s: 300,
                 udp_idle_timeout_s: 60,
             },
+            dpi: crate::dpi::DpiConfig::default(),
         }
     );
+}
+
+#[test]
+fn dpi_section_is_read_and_checked() {
+    use crate::dpi::DetectorId;
+    let base = "ports:\n  - name: lan\n    device: net_null0\n    role: inside\n";
+    let config = ok(&[format!(
+        "{base}dpi:\n  max_payload_packets: 4\n  known_peer_ttl_s: 60\n  disabled_detectors: [mse, utp]"
+    )]);
+    assert_eq!(config.dpi.max_payload_packets, 4);
+    assert_eq!(config.dpi.known_peer_ttl_secs, 60);
+    assert!(!config.dpi.detectors.is_enabled(DetectorId::Mse));
+    assert!(!config.dpi.detectors.is_enabled(DetectorId::Utp));
+    assert!(config.dpi.detectors.is_enabled(DetectorId::Dht));
+    assert_eq!(
+        err(&[format!("{base}dpi:\n  max_payload_packets: 0")]),
+        "dpi.max_payload_packets: must be >= 1 (line 6)"
+    );
+    assert!(err(&[format!("{base}dpi:\n  disabled_detectors: [emule]")])
+        .starts_with("dpi.disabled_detectors[0]: unknown detector \"emule\", expected one of: peer_wire_handshake"));
 }
 
 #[test]
@@ -205,11 +226,11 @@ fn an_empty_file_is_refused() {
 fn a_top_level_that_is_not_a_mapping_is_refused() {
     assert_eq!(
         err(&["# a list", "- ports"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows) (line 2)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi) (line 2)"
     );
     assert_eq!(
         err(&["42"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows) (line 1)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi) (line 1)"
     );
 }
 
@@ -240,11 +261,11 @@ fn duplicate_keys_are_refused() {
 #[test]
 fn unknown_sections_are_refused_with_the_known_ones() {
     assert_eq!(
-        err(&two_ports_and(&["dpi:", "  enabled: true"])),
-        "dpi: unknown key, expected one of: eal, ports, pipeline, flows (line 8)"
+        err(&two_ports_and(&["bans:", "  enabled: true"])),
+        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi (line 8)"
     );
     // raw::SECTIONS feeds the "not a mapping" message: it must match serde's list.
-    assert_eq!(raw::SECTIONS.join(", "), "eal, ports, pipeline, flows");
+    assert_eq!(raw::SECTIONS.join(", "), "eal, ports, pipeline, flows, dpi");
 }
 
 #[test]

@@ -12,7 +12,6 @@ use super::mempool::Mempool;
 use super::worker::{Poll, WorkerPlan};
 use super::{lcore, port, DpdkError};
 use crate::config::Config;
-use crate::dpi::DpiConfig;
 use crate::pipeline::{NoEvents, Pipeline};
 use crate::report::{HwPortStats, RunSummary};
 use crate::stats::WorkerCounters;
@@ -99,7 +98,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
             Arc::clone(&counters[w]),
             cfg.pipeline.mode,
             &cfg.flows,
-            &DpiConfig::default(),
+            &cfg.dpi,
             NoEvents,
         );
         let stop = Arc::clone(&stop);
