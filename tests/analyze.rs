@@ -82,7 +82,8 @@ fn json_report_has_the_documented_fields() {
 fn every_link_type_gives_the_same_verdicts() {
     let s = Scratch::new("links");
     let src = repo().join(BT);
-    let cases: [(&str, DataLink, Box<dyn Fn(&[u8]) -> Vec<u8>>); 4] = [
+    type Header = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    let cases: [(&str, DataLink, Header); 4] = [
         ("raw.pcap", DataLink::RAW, Box::new(|_| Vec::new())),
         (
             "null.pcap",

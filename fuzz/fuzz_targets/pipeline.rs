@@ -46,7 +46,9 @@ fn frame(tcp: bool, reverse: bool, ports: [u8; 2], payload: &[u8], out: &mut Vec
 fuzz_target!(|data: &[u8]| {
     let counters = Arc::new(WorkerCounters::default());
     let flow = FlowsConfig { capacity: 64, ..FlowsConfig::default() };
-    let mut pipeline = Pipeline::new(Arc::clone(&counters), Mode::Inline, &flow, &DpiConfig::default(), NoEvents);
+    // A small known-peer cache keeps each run cheap; its logic is the same.
+    let dpi = DpiConfig { known_peer_capacity: 256, ..DpiConfig::default() };
+    let mut pipeline = Pipeline::new(Arc::clone(&counters), Mode::Inline, &flow, &dpi, NoEvents);
     let mut buf = Vec::with_capacity(2048);
     let mut now = 1_000_000_000_000u64;
     let mut rest = data;
