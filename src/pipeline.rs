@@ -201,10 +201,15 @@ impl<S: EventSink> Pipeline<S> {
         let d = &mut flow.dirs[dir as usize];
         d.packets += 1;
         d.bytes += payload.len() as u64;
-        if payload.is_empty() || flow.verdict != FlowVerdict::Pending {
+        // Clean flows take the fast path; so do BitTorrent flows, except that
+        // their UDP payloads (DHT responses) may name more peers to remember.
+        let judged_bittorrent = flow.verdict == FlowVerdict::BitTorrent;
+        if payload.is_empty()
+            || flow.verdict == FlowVerdict::Clean
+            || (judged_bittorrent && proto != PROTO_UDP)
+        {
             return;
         }
-        d.payload_packets += 1;
         let ctx = PayloadCtx {
             transport,
             direction: dir,
@@ -215,6 +220,11 @@ impl<S: EventSink> Pipeline<S> {
             tcp_flags: flags,
             payload,
         };
+        if judged_bittorrent {
+            dpi.learn_from_bittorrent_flow(&ctx, now_ns);
+            return;
+        }
+        d.payload_packets += 1;
         counters.flows.inspected_packets.inc();
         match dpi.inspect(&mut flow.dpi, &ctx, now_ns) {
             Inspection::Pending => {}
