@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod analyze;
+pub mod ban;
 pub mod capture;
 pub mod config;
 pub mod dpi;

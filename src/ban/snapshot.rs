@@ -1,0 +1,639 @@
+//! The immutable ban snapshot the workers read, and its publication.
+//!
+//! Read-copy-update: the control thread builds a new [`Snapshot`] and swaps
+//! it in with one atomic pointer store (`arc-swap`); a worker loads the
+//! pointer once per burst ([`SnapshotReader::load`]) and asks the guard about
+//! every packet. Readers never wait and never see a half-built table.
+//!
+//! A snapshot is [`SHARD_COUNT`] shards, each an `Arc`'d slot array. Publishing
+//! copies only the shards whose keys changed (a `memcpy` of the slot array,
+//! then the changes patched in) and shares the others with the previous
+//! snapshot, so a publish after one new ban copies one ~1 k-entry shard
+//! rather than a million-entry set.
+//!
+//! Memory is freed on the control thread, never on a worker: the publisher
+//! keeps each replaced snapshot until it holds the only reference, so a
+//! worker's guard drop is a plain decrement, not a `free`.
+use super::hash::{KeyHasher, SHARD_COUNT};
+use super::key::BanKey;
+use arc_swap::{ArcSwap, Guard};
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// `expires_at` of a free slot. A ban that expires at 0 is never in force
+/// (`now_ms < 0` is false), so leaving it out of a shard changes nothing.
+const FREE: u64 = 0;
+
+/// Smallest non-empty slot array.
+const MIN_CAPACITY: usize = 8;
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    key: BanKey,
+    /// Unix ms at which the ban stops applying; [`FREE`] marks an empty slot.
+    expires_at: u64,
+}
+
+/// One read-only open-addressing hash set (linear probing, load ≤ 1/2) of
+/// banned keys with their expiry, so a worker can ignore a ban that ran out
+/// after the last publish.
+///
+/// The slot array is an `Arc<[Slot]>` held inline in the snapshot, so a
+/// lookup goes snapshot → slot with no shard header in between, and an
+/// unchanged shard is shared between snapshots by cloning the `Arc`.
+#[derive(Clone)]
+pub struct Shard {
+    /// A power of two long, or empty.
+    slots: Arc<[Slot]>,
+    len: usize,
+}
+
+impl Shard {
+    pub fn empty() -> Self {
+        Shard {
+            slots: Arc::new([]),
+            len: 0,
+        }
+    }
+
+    /// Builds a shard from distinct `(key, expires_at)` pairs that all hash
+    /// to this shard. Pairs with `expires_at == 0` are left out (never in
+    /// force).
+    pub fn build<I>(entries: I, hasher: &KeyHasher) -> Self
+    where
+        I: ExactSizeIterator<Item = (BanKey, u64)>,
+    {
+        let expected = entries.len();
+        if expected == 0 {
+            return Shard::empty();
+        }
+        // At most half full: a miss (the common case: most packets are not
+        // banned) then ends after ~2.5 probes on average.
+        let capacity = expected
+            .saturating_mul(2)
+            .next_power_of_two()
+            .max(MIN_CAPACITY);
+        let mut slots: Arc<[Slot]> = std::iter::repeat_n(Slot::default(), capacity).collect();
+        let mut len = 0;
+        if let Some(table) = Arc::get_mut(&mut slots) {
+            for (key, expires_at) in entries.filter(|&(_, e)| e != FREE) {
+                // Cannot fail: `entries` reported its length, so at most
+                // half the slots get taken.
+                if upsert(table, key, expires_at, hasher) == Some(Upserted::Inserted) {
+                    len += 1;
+                }
+            }
+        }
+        Shard { slots, len }
+    }
+
+    /// A copy of this shard with `changes` applied: `(key, expires_at)`
+    /// inserts or updates `key`, `(key, 0)` removes it. Costs one copy of the
+    /// slot array plus the changes. `None` if `new_len` (the shard's size
+    /// after the changes) would make it more than half full or under 1/8
+    /// full: rebuild it with [`Shard::build`] instead.
+    pub fn patched<I>(&self, new_len: usize, changes: I, hasher: &KeyHasher) -> Option<Self>
+    where
+        I: IntoIterator<Item = (BanKey, u64)> + Clone,
+    {
+        let capacity = self.slots.len();
+        let too_full = new_len.saturating_mul(2) > capacity;
+        let too_sparse = capacity > MIN_CAPACITY && new_len.saturating_mul(8) < capacity;
+        if too_full || too_sparse {
+            return None;
+        }
+        // One allocation and one copy (a slice iterator has an exact length).
+        let mut slots: Arc<[Slot]> = self.slots.iter().copied().collect();
+        let table = Arc::get_mut(&mut slots)?;
+        let mut len = self.len;
+        // Removals first, so the table never holds more than the final
+        // `new_len` ≤ capacity / 2 entries and probing always ends.
+        for (key, _) in changes.clone().into_iter().filter(|&(_, e)| e == FREE) {
+            if remove(table, &key, hasher) {
+                len -= 1;
+            }
+        }
+        for (key, expires_at) in changes.into_iter().filter(|&(_, e)| e != FREE) {
+            if upsert(table, key, expires_at, hasher)? == Upserted::Inserted {
+                len += 1;
+            }
+        }
+        Some(Shard { slots, len })
+    }
+
+    /// When the ban on `key` expires (unix ms), if this shard holds it.
+    /// `hash` is `hasher.hash(key)` with the snapshot's hasher.
+    #[inline]
+    fn expiry_of(&self, key: &BanKey, hash: u64) -> Option<u64> {
+        let index = probe(&self.slots, key, hash)?.ok()?;
+        self.slots.get(index).map(|slot| slot.expires_at)
+    }
+
+    /// Slots allocated (a power of two, or 0).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True if both are the same slot array (shared, not copied).
+    pub fn shares_slots_with(&self, other: &Shard) -> bool {
+        Arc::ptr_eq(&self.slots, &other.slots)
+    }
+}
+
+/// The slot holding `key`, or else the free slot that ends its probe run.
+/// `None` only for an empty or completely full table.
+#[inline]
+fn probe(slots: &[Slot], key: &BanKey, hash: u64) -> Option<Result<usize, usize>> {
+    let mask = slots.len().wrapping_sub(1);
+    let mut i = hash as usize;
+    for _ in 0..slots.len() {
+        let index = i & mask;
+        let slot = slots.get(index)?;
+        if slot.expires_at == FREE {
+            return Some(Err(index));
+        }
+        if slot.key == *key {
+            return Some(Ok(index));
+        }
+        i = i.wrapping_add(1);
+    }
+    None
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upserted {
+    Inserted,
+    Updated,
+}
+
+/// Inserts or updates `key`; `None` only if the table is full (cannot happen
+/// below the load limit that `build` and `patched` keep).
+fn upsert(
+    slots: &mut [Slot],
+    key: BanKey,
+    expires_at: u64,
+    hasher: &KeyHasher,
+) -> Option<Upserted> {
+    let (index, outcome) = match probe(slots, &key, hasher.hash(&key))? {
+        Ok(index) => (index, Upserted::Updated),
+        Err(index) => (index, Upserted::Inserted),
+    };
+    *slots.get_mut(index)? = Slot { key, expires_at };
+    Some(outcome)
+}
+
+/// Removes `key` by backward-shift deletion: later entries of the same probe
+/// run move up into the hole, so no tombstones are left to slow down misses.
+/// Returns false if `key` was absent.
+fn remove(slots: &mut [Slot], key: &BanKey, hasher: &KeyHasher) -> bool {
+    let Some(Ok(mut hole)) = probe(slots, key, hasher.hash(key)) else {
+        return false;
+    };
+    let mask = slots.len().wrapping_sub(1);
+    let mut j = hole;
+    for _ in 0..slots.len() {
+        j = (j + 1) & mask;
+        let Some(&next) = slots.get(j) else {
+            break;
+        };
+        if next.expires_at == FREE {
+            break;
+        }
+        let home = hasher.hash(&next.key) as usize & mask;
+        // `next` may fill the hole unless its home lies cyclically in
+        // (hole, j]: then moving it before its home would hide it.
+        if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+            if let Some(slot) = slots.get_mut(hole) {
+                *slot = next;
+            }
+            hole = j;
+        }
+    }
+    if let Some(slot) = slots.get_mut(hole) {
+        *slot = Slot::default();
+    }
+    true
+}
+
+/// One published, immutable view of the ban table.
+pub struct Snapshot {
+    generation: u64,
+    hasher: KeyHasher,
+    shards: [Shard; SHARD_COUNT],
+    len: usize,
+}
+
+impl Snapshot {
+    fn empty(hasher: KeyHasher) -> Self {
+        let empty = Shard::empty();
+        Snapshot {
+            generation: 0,
+            hasher,
+            shards: std::array::from_fn(|_| empty.clone()),
+            len: 0,
+        }
+    }
+
+    /// True if `key` is banned at `now_ms`. The per-packet check: no
+    /// allocation, no lock, one hash and (usually) one cache line.
+    #[inline]
+    pub fn contains(&self, key: &BanKey, now_ms: u64) -> bool {
+        self.expiry_of(key)
+            .is_some_and(|expires_at| now_ms < expires_at)
+    }
+
+    /// When the ban on `key` expires (unix ms; `u64::MAX` for a static ban),
+    /// whether or not it is still in force.
+    #[inline]
+    pub fn expiry_of(&self, key: &BanKey) -> Option<u64> {
+        let hash = self.hasher.hash(key);
+        self.shards
+            .get(KeyHasher::shard_of_hash(hash))
+            .and_then(|shard| shard.expiry_of(key, hash))
+    }
+
+    /// Publish counter: 0 for the initial empty snapshot, +1 per publish.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Entries in the snapshot, including ones that expired since it was
+    /// published.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The shard `key` lives in.
+    pub fn shard_of(&self, key: &BanKey) -> usize {
+        self.hasher.shard_of(key)
+    }
+
+    /// Shard `index` (< [`SHARD_COUNT`]): lets tests and diagnostics see
+    /// which shards two snapshots share.
+    pub fn shard(&self, index: usize) -> Option<&Shard> {
+        self.shards.get(index)
+    }
+}
+
+/// The control thread's end: owns the current snapshot and swaps in new ones.
+pub struct SnapshotPublisher {
+    shared: Arc<ArcSwap<Snapshot>>,
+    current: Arc<Snapshot>,
+    /// Replaced snapshots that a worker may still hold; freed here, by
+    /// [`SnapshotPublisher::reclaim`], once nobody else does.
+    retired: Vec<Arc<Snapshot>>,
+}
+
+impl SnapshotPublisher {
+    /// Starts with an empty snapshot of generation 0.
+    pub fn new(hasher: KeyHasher) -> Self {
+        let current = Arc::new(Snapshot::empty(hasher));
+        SnapshotPublisher {
+            shared: Arc::new(ArcSwap::new(Arc::clone(&current))),
+            current,
+            retired: Vec::new(),
+        }
+    }
+
+    /// A handle for a worker.
+    pub fn reader(&self) -> SnapshotReader {
+        SnapshotReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The snapshot readers see now.
+    pub fn current(&self) -> &Arc<Snapshot> {
+        &self.current
+    }
+
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.current.hasher
+    }
+
+    /// Publishes a snapshot equal to the current one except for the given
+    /// `(shard index, new shard)` pairs; untouched shards are shared, not
+    /// copied. Returns the new generation. Indexes ≥ [`SHARD_COUNT`] are
+    /// ignored.
+    pub fn publish<I>(&mut self, replaced: I) -> u64
+    where
+        I: IntoIterator<Item = (usize, Shard)>,
+    {
+        let mut shards = self.current.shards.clone();
+        for (index, shard) in replaced {
+            if let Some(slot) = shards.get_mut(index) {
+                *slot = shard;
+            }
+        }
+        let next = Arc::new(Snapshot {
+            generation: self.current.generation.wrapping_add(1),
+            hasher: self.current.hasher,
+            len: shards.iter().map(|s| s.len()).sum(),
+            shards,
+        });
+        // `store` returns once every reader that loaded the old pointer holds
+        // a counted reference to it, so the counts `reclaim` reads are final.
+        self.shared.store(Arc::clone(&next));
+        let old = std::mem::replace(&mut self.current, next);
+        self.retired.push(old);
+        self.reclaim();
+        self.current.generation
+    }
+
+    /// Frees the replaced snapshots that no worker holds any more; returns
+    /// how many. `publish` calls it; call it on the control thread's tick too,
+    /// so a snapshot a worker held during the last publish goes soon after.
+    pub fn reclaim(&mut self) -> usize {
+        let before = self.retired.len();
+        self.retired
+            .retain(|snapshot| Arc::strong_count(snapshot) > 1);
+        before - self.retired.len()
+    }
+
+    /// Replaced snapshots still held by some worker.
+    pub fn retired(&self) -> usize {
+        self.retired.len()
+    }
+}
+
+/// A worker's handle on the published snapshot.
+#[derive(Clone)]
+pub struct SnapshotReader {
+    shared: Arc<ArcSwap<Snapshot>>,
+}
+
+impl SnapshotReader {
+    /// The current snapshot. Call once per burst and query the guard for
+    /// each packet: `load` borrows a per-thread slot instead of touching the
+    /// shared reference count (never use `load_full` per burst: it bounces
+    /// one cache line between all workers).
+    #[inline]
+    pub fn load(&self) -> SnapshotGuard {
+        SnapshotGuard(self.shared.load())
+    }
+}
+
+/// A loaded snapshot; keeps it alive while held. Hold it for one burst, not
+/// longer: a held guard keeps an old snapshot's memory alive.
+pub struct SnapshotGuard(Guard<Arc<Snapshot>>);
+
+impl Deref for SnapshotGuard {
+    type Target = Snapshot;
+
+    #[inline]
+    fn deref(&self) -> &Snapshot {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn key(i: u32) -> BanKey {
+        BanKey::from(Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
+    /// Keys 0..n of [`key`] grouped by shard.
+    fn by_shard(hasher: &KeyHasher, n: u32) -> Vec<Vec<(BanKey, u64)>> {
+        let mut shards = vec![Vec::new(); SHARD_COUNT];
+        for i in 0..n {
+            let k = key(i);
+            shards[hasher.shard_of(&k)].push((k, 1_000 + u64::from(i)));
+        }
+        shards
+    }
+
+    #[test]
+    fn shard_finds_every_key_it_was_built_with_and_no_other() {
+        let hasher = KeyHasher::with_seed(3);
+        let entries: Vec<_> = (0..500).map(|i| (key(i), 5_000)).collect();
+        let shard = Shard::build(entries.iter().copied(), &hasher);
+        assert_eq!(shard.len(), 500);
+        for (k, _) in &entries {
+            assert_eq!(shard.expiry_of(k, hasher.hash(k)), Some(5_000));
+        }
+        for i in 500..1_500 {
+            let k = key(i);
+            assert_eq!(shard.expiry_of(&k, hasher.hash(&k)), None);
+        }
+    }
+
+    #[test]
+    fn shard_leaves_out_entries_expiring_at_zero() {
+        let hasher = KeyHasher::with_seed(3);
+        let shard = Shard::build([(key(1), 0), (key(2), 9)].into_iter(), &hasher);
+        assert_eq!(shard.len(), 1);
+        assert_eq!(shard.expiry_of(&key(1), hasher.hash(&key(1))), None);
+    }
+
+    #[test]
+    fn empty_shard_answers_no() {
+        let hasher = KeyHasher::with_seed(3);
+        let shard = Shard::empty();
+        assert!(shard.is_empty());
+        assert_eq!(shard.expiry_of(&key(1), hasher.hash(&key(1))), None);
+    }
+
+    /// xorshift64: reproducible pseudo-random test data.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn patched_shard_matches_a_model_through_random_changes() {
+        // A small universe keeps the shard near half full (long probe runs
+        // that wrap around the end of the array, removals inside them); a
+        // larger one grows and shrinks it.
+        for universe in [12u64, 64] {
+            let (patches, rebuilds) = patch_against_model(universe);
+            assert!(
+                patches > 200 && rebuilds >= 2,
+                "universe {universe}: {patches} patches, {rebuilds} rebuilds"
+            );
+        }
+    }
+
+    /// Applies 300 rounds of random changes over `universe` keys to a shard
+    /// and to a `BTreeMap`, checking every key after each round. Returns how
+    /// many rounds patched and how many rebuilt.
+    fn patch_against_model(universe: u64) -> (u32, u32) {
+        let hasher = KeyHasher::with_seed(universe);
+        let mut model: std::collections::BTreeMap<BanKey, u64> = Default::default();
+        let mut shard = Shard::empty();
+        let mut rng = 0x1234_5678_9abc_def0;
+        let (mut patches, mut rebuilds) = (0, 0);
+        for round in 0..300u64 {
+            let mut changed = Vec::new();
+            for _ in 0..(next(&mut rng) % 6) {
+                let k = key((next(&mut rng) % universe) as u32);
+                if next(&mut rng).is_multiple_of(3) {
+                    model.remove(&k);
+                } else {
+                    model.insert(k, round + 1);
+                }
+                changed.push(k);
+            }
+            // Repeats must be harmless: each entry carries the key's final
+            // value, as the table sends it.
+            let patch: Vec<(BanKey, u64)> = changed
+                .iter()
+                .map(|k| (*k, model.get(k).copied().unwrap_or(0)))
+                .collect();
+            shard = match shard.patched(model.len(), patch.iter().copied(), &hasher) {
+                Some(patched) => {
+                    patches += 1;
+                    patched
+                }
+                None => {
+                    rebuilds += 1;
+                    Shard::build(model.iter().map(|(k, e)| (*k, *e)), &hasher)
+                }
+            };
+            assert_eq!(shard.len(), model.len(), "round {round}");
+            for i in 0..universe as u32 {
+                let k = key(i);
+                let got = shard.expiry_of(&k, hasher.hash(&k));
+                assert_eq!(got, model.get(&k).copied(), "round {round}, key {i}");
+            }
+        }
+        (patches, rebuilds)
+    }
+
+    #[test]
+    fn patch_refuses_to_overfill_or_leave_too_sparse() {
+        let hasher = KeyHasher::with_seed(8);
+        let shard = Shard::build((0..8).map(|i| (key(i), 5)), &hasher);
+        assert_eq!(shard.capacity(), 16);
+        let add = |i| [(key(i), 5)];
+        assert!(shard.patched(8, [], &hasher).is_some());
+        assert!(
+            shard.patched(9, add(8), &hasher).is_none(),
+            "over half full"
+        );
+        let removals: Vec<_> = (0..7).map(|i| (key(i), 0)).collect();
+        assert!(
+            shard
+                .patched(1, removals.iter().copied(), &hasher)
+                .is_none(),
+            "under 1/8"
+        );
+        let removals: Vec<_> = (0..6).map(|i| (key(i), 0)).collect();
+        let patched = shard.patched(2, removals.iter().copied(), &hasher).unwrap();
+        assert_eq!(patched.len(), 2);
+        assert_eq!(shard.len(), 8, "the original is untouched");
+    }
+
+    #[test]
+    fn contains_honours_expiry_at_query_time() {
+        let hasher = KeyHasher::with_seed(5);
+        let mut publisher = SnapshotPublisher::new(hasher);
+        let k = key(42);
+        let shard = Shard::build([(k, 2_000)].into_iter(), &hasher);
+        publisher.publish([(hasher.shard_of(&k), shard)]);
+        let snap = publisher.reader().load();
+        assert!(snap.contains(&k, 0));
+        assert!(snap.contains(&k, 1_999));
+        assert!(!snap.contains(&k, 2_000));
+        assert!(!snap.contains(&key(43), 0));
+        assert_eq!(snap.expiry_of(&k), Some(2_000));
+    }
+
+    #[test]
+    fn generations_count_publishes() {
+        let hasher = KeyHasher::with_seed(5);
+        let mut publisher = SnapshotPublisher::new(hasher);
+        let reader = publisher.reader();
+        assert_eq!(reader.load().generation(), 0);
+        assert_eq!(publisher.publish([]), 1);
+        assert_eq!(publisher.publish([]), 2);
+        assert_eq!(reader.load().generation(), 2);
+        assert_eq!(publisher.current().generation(), 2);
+    }
+
+    #[test]
+    fn publish_shares_untouched_shards_and_counts_entries() {
+        let hasher = KeyHasher::with_seed(11);
+        let mut publisher = SnapshotPublisher::new(hasher);
+        let groups = by_shard(&hasher, 4_096);
+        publisher.publish(
+            groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (i, Shard::build(g.iter().copied(), &hasher))),
+        );
+        let before = Arc::clone(publisher.current());
+        assert_eq!(before.len(), 4_096);
+
+        let replaced = 17;
+        publisher.publish([(replaced, Shard::empty())]);
+        let after = Arc::clone(publisher.current());
+        assert_eq!(after.len(), 4_096 - groups[replaced].len());
+        for i in 0..SHARD_COUNT {
+            let shared = before
+                .shard(i)
+                .unwrap()
+                .shares_slots_with(after.shard(i).unwrap());
+            assert_eq!(shared, i != replaced, "shard {i}");
+        }
+        assert!(before.shard(SHARD_COUNT).is_none());
+    }
+
+    #[test]
+    fn old_guard_keeps_seeing_old_snapshot() {
+        let hasher = KeyHasher::with_seed(5);
+        let mut publisher = SnapshotPublisher::new(hasher);
+        let reader = publisher.reader();
+        let k = key(7);
+        let shard = hasher.shard_of(&k);
+        publisher.publish([(shard, Shard::build([(k, u64::MAX)].into_iter(), &hasher))]);
+
+        let old = reader.load();
+        publisher.publish([(shard, Shard::empty())]);
+        let new = reader.load();
+        assert_eq!(old.generation(), 1);
+        assert!(old.contains(&k, 0));
+        assert_eq!(new.generation(), 2);
+        assert!(!new.contains(&k, 0));
+    }
+
+    #[test]
+    fn old_snapshot_is_freed_by_the_publisher_after_last_guard_drops() {
+        let hasher = KeyHasher::with_seed(5);
+        let mut publisher = SnapshotPublisher::new(hasher);
+        let reader = publisher.reader();
+        let k = key(9);
+        let index = hasher.shard_of(&k);
+        publisher.publish([(index, Shard::build([(k, 10)].into_iter(), &hasher))]);
+        let old_shard = Arc::downgrade(&publisher.current().shard(index).unwrap().slots);
+
+        let guard = reader.load();
+        publisher.publish([(index, Shard::empty())]);
+        assert!(old_shard.upgrade().is_some(), "guard still holds it");
+        assert_eq!(publisher.retired(), 1);
+        assert_eq!(publisher.reclaim(), 0, "not while a guard holds it");
+        drop(guard);
+        assert!(old_shard.upgrade().is_some(), "a worker's drop never frees");
+        assert_eq!(publisher.reclaim(), 1);
+        assert!(old_shard.upgrade().is_none(), "freed by the publisher");
+        // Without a guard in the way, publish frees the old one at once.
+        publisher.publish([]);
+        assert_eq!(publisher.retired(), 0);
+    }
+}
