@@ -138,11 +138,20 @@ fn a_misspelt_eal_key_is_refused() {
 }
 
 #[test]
-fn a_section_not_supported_yet_is_refused() {
+fn an_unknown_section_is_refused() {
     assert_refused(
-        "ban-section",
+        "bans-section",
+        &ports_and(&["bans:", "  seconds: 60"]),
+        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks (line 8)",
+    );
+}
+
+#[test]
+fn a_misspelt_ban_key_is_refused() {
+    assert_refused(
+        "ban-key",
         &ports_and(&["ban:", "  seconds: 60"]),
-        "ban: unknown key, expected one of: eal, ports, pipeline, flows, dpi (line 8)",
+        "ban.seconds: unknown key, expected one of: ttl_s, target, action",
     );
 }
 

@@ -63,6 +63,26 @@
 //!   learn_advertised_peers: true # default true: peers named in DHT values
 //!                           #   and tracker replies corroborate weaker evidence
 //!   disabled_detectors: []  # detector names to switch off, e.g. [mse, utp]
+//! ban:                      # optional section
+//!   ttl_s: 18000            # default 18000 (5 h): how long a ban lasts
+//!   target: inside          # default inside (the subscriber); outside | both
+//!   action: ban_host        # default ban_host: drop all traffic of a banned
+//!                           #   host, both directions; drop_flow: drop only
+//!                           #   the flows judged BitTorrent
+//!   threshold: 2            # default 2 detections of a host ...
+//!   window_s: 300           # ... within this many seconds (default 300)
+//!   definitive_bans_at_once: true # default true: one definitive detection bans
+//!   allowlist: []           # CIDRs or addresses never banned (refusals counted)
+//!   denylist: []            # addresses banned from start-up, never expiring
+//!   max_entries: 1000000    # default 1000000
+//!   when_full: evict_oldest # default evict_oldest (earliest expiry); refuse
+//!   persist: true           # default true; false keeps no state file
+//!   state_file: /var/lib/btblocker/bans.jsonl # default; journal + compaction
+//!   flush_ms: 1000          # default 1000, 10..=60000: longest a new ban
+//!                           #   waits for fsync (what kill -9 can lose)
+//! networks:                 # optional section
+//!   inside: []              # CIDRs of the ISP's customers; when empty, a
+//!                           #   packet's side is its arrival port's role
 //! ```
 //!
 //! # Adding a section
@@ -72,9 +92,11 @@
 //! type; one field in `raw::RawConfig`; one call in `validate`.
 use std::path::Path;
 
+mod ban;
 mod dpi;
 mod eal;
 mod eal_args;
+pub use ban::{BanAction, BanConfig, BanTarget, NetworksConfig};
 mod field;
 mod flows;
 mod lcores;
@@ -91,6 +113,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub flows: FlowsConfig,
     pub dpi: crate::dpi::DpiConfig,
+    pub ban: BanConfig,
+    pub networks: NetworksConfig,
 }
 
 /// Each worker's flow table.
@@ -249,12 +273,16 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
     let ports = ports::validate(raw.ports, root_line, &eal, &pipeline)?;
     let flows = flows::validate(raw.flows)?;
     let dpi = dpi::validate(raw.dpi)?;
+    let ban = ban::validate(raw.ban)?;
+    let networks = ban::validate_networks(raw.networks)?;
     Ok(Config {
         eal,
         ports,
         pipeline,
         flows,
         dpi,
+        ban,
+        networks,
     })
 }
 

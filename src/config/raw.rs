@@ -2,6 +2,7 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::ban::{RawBan, RawNetworks};
 use super::dpi::RawDpi;
 use super::eal::RawEal;
 use super::flows::RawFlows;
@@ -10,7 +11,9 @@ use super::ports::RawPort;
 
 /// The sections the top level may hold, for the "not a mapping" message.
 /// Keep in step with the fields of [`RawConfig`] (a unit test checks it).
-pub(super) const SECTIONS: &[&str] = &["eal", "ports", "pipeline", "flows", "dpi"];
+pub(super) const SECTIONS: &[&str] = &[
+    "eal", "ports", "pipeline", "flows", "dpi", "ban", "networks",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,4 +23,6 @@ pub(super) struct RawConfig {
     pub pipeline: Option<Spanned<RawPipeline>>,
     pub flows: Option<Spanned<RawFlows>>,
     pub dpi: Option<Spanned<RawDpi>>,
+    pub ban: Option<Spanned<RawBan>>,
+    pub networks: Option<Spanned<RawNetworks>>,
 }

@@ -90,8 +90,56 @@ fn a_minimal_config_gets_every_default() {
                 udp_idle_timeout_s: 60,
             },
             dpi: crate::dpi::DpiConfig::default(),
+            ban: BanConfig::default(),
+            networks: NetworksConfig::default(),
         }
     );
+}
+
+#[test]
+fn ban_section_is_read_and_checked() {
+    let base = "ports:\n  - name: lan\n    device: net_null0\n    role: inside\n";
+    let config = ok(&[format!(
+        "{base}ban:\n  ttl_s: 60\n  target: both\n  action: drop_flow\n  threshold: 3\n  window_s: 10\n  \
+         allowlist: [10.0.0.0/8, \"2001:db8::1\"]\n  denylist: [192.0.2.1]\n  when_full: refuse\n  \
+         state_file: /tmp/x.jsonl\nnetworks:\n  inside: [100.64.0.0/10]"
+    )]);
+    let b = &config.ban;
+    assert_eq!(
+        (b.ttl_s, b.target, b.action),
+        (60, BanTarget::Both, BanAction::DropFlow)
+    );
+    assert_eq!((b.policy.threshold, b.policy.window_ms), (3, 10_000));
+    assert_eq!(b.allowlist.len(), 2);
+    assert_eq!(
+        b.denylist,
+        vec!["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(b.table.when_full, crate::ban::FullPolicy::Refuse);
+    assert_eq!(
+        b.state_file.as_deref(),
+        Some(std::path::Path::new("/tmp/x.jsonl"))
+    );
+    assert_eq!(config.networks.inside.len(), 1);
+    assert_eq!(
+        err(&[format!("{base}ban:\n  allowlist: [10.1.2.3/8]")])
+            .split(':')
+            .next()
+            .unwrap(),
+        "ban.allowlist[0]"
+    );
+    assert_eq!(
+        err(&[format!("{base}ban:\n  denylist: [nope]")]),
+        "ban.denylist[0]: \"nope\" is not an IP address (line 6)"
+    );
+    assert_eq!(
+        err(&[format!("{base}ban:\n  ttl_s: 0")]),
+        "ban.ttl_s: must be >= 1 (line 6)"
+    );
+    assert!(ok(&[format!("{base}ban:\n  persist: false")])
+        .ban
+        .state_file
+        .is_none());
 }
 
 #[test]
@@ -226,11 +274,11 @@ fn an_empty_file_is_refused() {
 fn a_top_level_that_is_not_a_mapping_is_refused() {
     assert_eq!(
         err(&["# a list", "- ports"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi) (line 2)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks) (line 2)"
     );
     assert_eq!(
         err(&["42"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi) (line 1)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks) (line 1)"
     );
 }
 
@@ -262,10 +310,13 @@ fn duplicate_keys_are_refused() {
 fn unknown_sections_are_refused_with_the_known_ones() {
     assert_eq!(
         err(&two_ports_and(&["bans:", "  enabled: true"])),
-        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi (line 8)"
+        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks (line 8)"
     );
     // raw::SECTIONS feeds the "not a mapping" message: it must match serde's list.
-    assert_eq!(raw::SECTIONS.join(", "), "eal, ports, pipeline, flows, dpi");
+    assert_eq!(
+        raw::SECTIONS.join(", "),
+        "eal, ports, pipeline, flows, dpi, ban, networks"
+    );
 }
 
 #[test]
