@@ -151,7 +151,7 @@ fn a_misspelt_ban_key_is_refused() {
     assert_refused(
         "ban-key",
         &ports_and(&["ban:", "  seconds: 60"]),
-        "ban.seconds: unknown key, expected one of: ttl_s, target, action",
+        "ban.seconds: unknown key, expected one of: ttl_s, target, action, threshold, window_s, definitive_bans_at_once, allowlist, denylist, max_entries, when_full, persist, state_file, flush_ms (line 9)",
     );
 }
 
