@@ -14,6 +14,7 @@ build: deps
 	$(CARGO) build --release
 
 run: build
+	@rm -f target/demo-bans.jsonl
 	$(RELEASE_BIN) run -c dpdk-config/demo.yaml
 
 check-config: build

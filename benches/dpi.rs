@@ -10,7 +10,7 @@ use std::sync::Arc;
 use btblocker::capture::for_each_frame;
 use btblocker::config::{FlowsConfig, Mode};
 use btblocker::dpi::{Direction, DpiConfig, DpiEngine, FlowDpiState, PayloadCtx, Transport};
-use btblocker::pipeline::{NoEvents, Pipeline};
+use btblocker::pipeline::{Burst, NoEvents, Pipeline};
 use btblocker::stats::WorkerCounters;
 use btblocker::wire::LinkType;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -40,7 +40,7 @@ fn pipeline_on_corpus_mix(c: &mut Criterion) {
             },
             |p| {
                 for (frame, ts) in &frames {
-                    black_box(p.process_link(LinkType::Ethernet, frame, *ts));
+                    black_box(p.process_link(LinkType::Ethernet, frame, &Burst::offline(*ts)));
                 }
             },
             BatchSize::LargeInput,

@@ -14,7 +14,7 @@ use crate::capture::{self, CaptureError};
 use crate::config::{FlowsConfig, Mode};
 use crate::dpi::{Confidence, DpiConfig};
 use crate::flow::{Flow, FlowVerdict, Retired, PROTO_TCP};
-use crate::pipeline::{DetectionEvent, EventSink, Pipeline};
+use crate::pipeline::{Burst, DetectionEvent, EventSink, Pipeline};
 use crate::stats::WorkerCounters;
 use crate::wire::LinkType;
 
@@ -143,7 +143,7 @@ pub fn analyze_file(
         }
         match LinkType::from_dlt(frame.dlt) {
             Some(link) => {
-                pipeline.process_link(link, frame.data, frame.ts_ns);
+                pipeline.process_link(link, frame.data, &Burst::offline(frame.ts_ns));
             }
             None => skipped += 1,
         }

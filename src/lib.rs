@@ -7,6 +7,7 @@ pub mod analyze;
 pub mod ban;
 pub mod capture;
 pub mod config;
+pub mod control;
 pub mod dpi;
 pub mod flow;
 pub mod pipeline;

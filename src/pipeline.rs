@@ -4,10 +4,12 @@
 //! code. Read `process_parsed` top to bottom to see where a packet goes.
 use std::sync::Arc;
 
-use crate::config::{FlowsConfig, Mode};
+use crate::ban::{self, BanKey, EventProducer, Snapshot};
+use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx, Transport};
 use crate::flow::{Endpoint, Flow, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP};
 use crate::stats::WorkerCounters;
+use crate::stats::MAX_PORTS;
 use crate::wire::{self, Fragment, LinkType, Packet, Parsed, L4};
 
 const NS_PER_S: u64 = 1_000_000_000;
@@ -30,6 +32,33 @@ pub struct DetectionEvent {
     /// Index (from 0) of the deciding packet among those this pipeline saw.
     pub packet_index: u64,
     pub ts_ns: u64,
+    /// Wall-clock time of the burst, unix ms.
+    pub unix_ms: u64,
+    /// Source of the deciding packet, and whether it arrived on an inside port
+    /// (so it is the subscriber's side unless `networks.inside` says otherwise).
+    pub deciding_src: Endpoint,
+    pub deciding_src_inside: bool,
+}
+
+/// What a worker knows once per burst: the clock and the ban snapshot.
+pub struct Burst<'a> {
+    /// Monotonic time (flow timeouts).
+    pub now_ns: u64,
+    /// Wall-clock time (ban expiry, events).
+    pub unix_ms: u64,
+    /// The ban snapshot loaded for this burst; `None` offline.
+    pub bans: Option<&'a Snapshot>,
+}
+
+impl Burst<'_> {
+    /// A burst with no bans (offline analysis, tests), at capture time `ts_ns`.
+    pub fn offline(ts_ns: u64) -> Burst<'static> {
+        Burst {
+            now_ns: ts_ns,
+            unix_ms: ts_ns / 1_000_000,
+            bans: None,
+        }
+    }
 }
 
 /// Where the pipeline reports what it found. The DPDK workers count; `analyze`
@@ -47,6 +76,50 @@ impl EventSink for NoEvents {
     fn detection(&mut self, _event: &DetectionEvent) {}
 }
 
+/// The DPDK workers' sink: each detection becomes a fixed-size event on this
+/// worker's own SPSC ring to the control lcore. A full ring drops the event and
+/// counts it (the ring's producer counts); the worker never waits.
+pub struct RingSink {
+    producer: EventProducer,
+    counters: Arc<WorkerCounters>,
+}
+
+impl RingSink {
+    pub fn new(producer: EventProducer, counters: Arc<WorkerCounters>) -> Self {
+        RingSink { producer, counters }
+    }
+}
+
+impl EventSink for RingSink {
+    #[inline]
+    fn detection(&mut self, e: &DetectionEvent) {
+        // The subscriber ("host") is the deciding packet's source if it came in
+        // on an inside port, else its destination.
+        let other = if e.deciding_src == e.originator {
+            e.responder
+        } else {
+            e.originator
+        };
+        let (host, peer) = if e.deciding_src_inside {
+            (e.deciding_src, other)
+        } else {
+            (other, e.deciding_src)
+        };
+        let event = ban::DetectionEvent {
+            host: BanKey::from(host.ip()),
+            peer: BanKey::from(peer.ip()),
+            host_port: host.port,
+            peer_port: peer.port,
+            detector: e.detection.detector.name(),
+            confidence: e.detection.confidence,
+            at_ms: e.unix_ms,
+        };
+        if self.producer.push(event) {
+            self.counters.bans.events_sent.inc();
+        }
+    }
+}
+
 /// One worker's pipeline state. Owned by exactly one worker; never shared.
 pub struct Pipeline<S: EventSink = NoEvents> {
     counters: Arc<WorkerCounters>,
@@ -55,6 +128,9 @@ pub struct Pipeline<S: EventSink = NoEvents> {
     dpi: DpiEngine,
     sink: S,
     packets_seen: u64,
+    /// Role of each port, by index (which side a packet came from).
+    roles: [PortRole; MAX_PORTS],
+    action: BanAction,
 }
 
 impl<S: EventSink> Pipeline<S> {
@@ -79,7 +155,18 @@ impl<S: EventSink> Pipeline<S> {
             dpi: DpiEngine::new(dpi),
             sink,
             packets_seen: 0,
+            roles: [PortRole::Inside; MAX_PORTS],
+            action: BanAction::BanHost,
         }
+    }
+
+    /// Sets each port's role (by index) and what enforcement drops.
+    pub fn with_enforcement(mut self, roles: &[PortRole], action: BanAction) -> Self {
+        for (slot, role) in self.roles.iter_mut().zip(roles) {
+            *slot = *role;
+        }
+        self.action = action;
+        self
     }
 
     pub fn counters(&self) -> &WorkerCounters {
@@ -107,17 +194,23 @@ impl<S: EventSink> Pipeline<S> {
     /// packet's first segment (every header we parse lives there) and `wire_len`
     /// its whole length over all segments.
     #[inline]
-    pub fn process(&mut self, port: usize, frame: &[u8], wire_len: u32, now_ns: u64) -> Verdict {
+    pub fn process(
+        &mut self,
+        port: usize,
+        frame: &[u8],
+        wire_len: u32,
+        burst: &Burst<'_>,
+    ) -> Verdict {
         self.count_rx(port, wire_len as usize);
         let parsed = wire::parse_ethernet(frame);
-        self.process_parsed(parsed, now_ns)
+        self.process_parsed(port, parsed, burst)
     }
 
     /// As `process`, for a frame of any supported link type (offline captures).
-    pub fn process_link(&mut self, link: LinkType, frame: &[u8], now_ns: u64) -> Verdict {
+    pub fn process_link(&mut self, link: LinkType, frame: &[u8], burst: &Burst<'_>) -> Verdict {
         self.count_rx(0, frame.len());
         let parsed = wire::parse_link(link, frame);
-        self.process_parsed(parsed, now_ns)
+        self.process_parsed(0, parsed, burst)
     }
 
     #[inline(always)]
@@ -130,8 +223,9 @@ impl<S: EventSink> Pipeline<S> {
     #[inline]
     fn process_parsed(
         &mut self,
+        port: usize,
         parsed: Result<Parsed<'_>, wire::ParseError>,
-        now_ns: u64,
+        burst: &Burst<'_>,
     ) -> Verdict {
         let index = self.packets_seen;
         self.packets_seen += 1;
@@ -149,14 +243,40 @@ impl<S: EventSink> Pipeline<S> {
             }
         };
         self.count_parsed(&packet);
-        // Ban check plugs in here (issue 4).
-        self.track_and_inspect(&packet, index, now_ns);
+        if self.is_banned(&packet, burst) {
+            self.counters.bans.dropped_banned_host.inc();
+            return Verdict::Drop;
+        }
+        let verdict = self.track_and_inspect(port, &packet, index, burst);
+        if verdict == FlowVerdict::BitTorrent && self.action != BanAction::LogOnly {
+            self.counters.bans.dropped_bittorrent_flow.inc();
+            return Verdict::Drop;
+        }
         Verdict::Forward
+    }
+
+    /// `ban_host`: is either end of the packet banned in this burst's snapshot?
+    #[inline]
+    fn is_banned(&self, packet: &Packet<'_>, burst: &Burst<'_>) -> bool {
+        match burst.bans {
+            Some(snap) if self.action == BanAction::BanHost && !snap.is_empty() => {
+                snap.contains(&BanKey::from(packet.src), burst.unix_ms)
+                    || snap.contains(&BanKey::from(packet.dst), burst.unix_ms)
+            }
+            _ => false,
+        }
     }
 
     /// Flow lookup, then DPI while the flow is undecided.
     #[inline]
-    fn track_and_inspect(&mut self, packet: &Packet<'_>, index: u64, now_ns: u64) {
+    fn track_and_inspect(
+        &mut self,
+        port: usize,
+        packet: &Packet<'_>,
+        index: u64,
+        burst: &Burst<'_>,
+    ) -> FlowVerdict {
+        let now_ns = burst.now_ns;
         let (proto, transport, sport, dport, flags, payload) = match packet.l4 {
             L4::Tcp {
                 src_port,
@@ -177,7 +297,7 @@ impl<S: EventSink> Pipeline<S> {
                 dst_port,
                 payload,
             } => (PROTO_UDP, Transport::Udp, src_port, dst_port, 0, payload),
-            L4::Other { .. } => return,
+            L4::Other { .. } => return FlowVerdict::Pending,
         };
         let src = Endpoint::new(packet.src, sport);
         let dst = Endpoint::new(packet.dst, dport);
@@ -186,6 +306,7 @@ impl<S: EventSink> Pipeline<S> {
             dpi,
             sink,
             counters,
+            roles,
             ..
         } = self;
         let (flow, dir, created) = flows.lookup(proto, src, dst, now_ns, |f, why| {
@@ -208,7 +329,7 @@ impl<S: EventSink> Pipeline<S> {
             || flow.verdict == FlowVerdict::Clean
             || (judged_bittorrent && proto != PROTO_UDP)
         {
-            return;
+            return flow.verdict;
         }
         let ctx = PayloadCtx {
             transport,
@@ -222,7 +343,7 @@ impl<S: EventSink> Pipeline<S> {
         };
         if judged_bittorrent {
             dpi.learn_from_bittorrent_flow(&ctx, now_ns);
-            return;
+            return flow.verdict;
         }
         d.payload_packets += 1;
         counters.flows.inspected_packets.inc();
@@ -247,9 +368,13 @@ impl<S: EventSink> Pipeline<S> {
                     detection,
                     packet_index: index,
                     ts_ns: now_ns,
+                    unix_ms: burst.unix_ms,
+                    deciding_src: src,
+                    deciding_src_inside: roles[port] == PortRole::Inside,
                 });
             }
         }
+        flow.verdict
     }
 
     fn count_parsed(&self, packet: &Packet<'_>) {

@@ -6,6 +6,7 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 
 use crate::config::{Config, PortRole};
+use crate::control::BanSummary;
 use crate::dpi::DetectorId;
 use crate::stats::{Counter, WorkerCounters};
 use crate::wire::ParseError;
@@ -95,6 +96,17 @@ pub struct RunSummary {
     pub workers: Vec<WorkerSummary>,
     pub parse: ParseSummary,
     pub dpi: DpiSummary,
+    pub enforcement: EnforcementSummary,
+    /// The control lcore's ban table (set by the runtime).
+    pub bans: Option<BanSummary>,
+}
+
+/// What the workers dropped, and the detections they sent.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct EnforcementSummary {
+    pub dropped_banned_host: u64,
+    pub dropped_bittorrent_flow: u64,
+    pub events_sent: u64,
 }
 
 fn role_name(role: PortRole) -> &'static str {
@@ -177,6 +189,11 @@ impl RunSummary {
             flows_bittorrent: total(&|w| &w.flows.judged_bittorrent),
             bittorrent_by_detector,
         };
+        let enforcement = EnforcementSummary {
+            dropped_banned_host: total(&|w| &w.bans.dropped_banned_host),
+            dropped_bittorrent_flow: total(&|w| &w.bans.dropped_bittorrent_flow),
+            events_sent: total(&|w| &w.bans.events_sent),
+        };
         RunSummary {
             elapsed_s,
             mode: match cfg.pipeline.mode {
@@ -187,6 +204,8 @@ impl RunSummary {
             workers: worker_summaries,
             parse,
             dpi,
+            enforcement,
+            bans: None,
         }
     }
 
@@ -296,6 +315,32 @@ impl fmt::Display for RunSummary {
                 .collect();
             write!(f, " ({})", by.join(", "))?;
         }
-        writeln!(f)
+        writeln!(f)?;
+        let e = &self.enforcement;
+        writeln!(
+            f,
+            "dropped: {} packets of banned hosts, {} packets of BitTorrent flows; {} detections sent to the control lcore",
+            e.dropped_banned_host, e.dropped_bittorrent_flow, e.events_sent
+        )?;
+        if let Some(b) = &self.bans {
+            writeln!(
+                f,
+                "bans: {} active ({} restored, {} added, {} refreshed, {} refused as allowlisted, {} refused full, {} evicted, {} expired; {} detections below threshold; {} lost to full rings)",
+                b.active,
+                b.restored,
+                b.added,
+                b.refreshed,
+                b.refused_allowlisted,
+                b.refused_full,
+                b.evicted,
+                b.expired,
+                b.pending_below_threshold,
+                b.events_dropped_ring_full
+            )?;
+            for (host, reason) in &b.hosts {
+                writeln!(f, "  banned {host} ({reason})")?;
+            }
+        }
+        Ok(())
     }
 }

@@ -86,6 +86,17 @@ impl FlowCounters {
     }
 }
 
+/// What enforcement dropped, and the detections sent to the control lcore.
+#[derive(Debug, Default)]
+pub struct BanCounters {
+    /// Packets from or to a banned host (`ban.action: ban_host`).
+    pub dropped_banned_host: Counter,
+    /// Packets of flows judged BitTorrent.
+    pub dropped_bittorrent_flow: Counter,
+    /// Detection events queued for the control lcore.
+    pub events_sent: Counter,
+}
+
 /// One worker's counters, on their own cache lines so that two workers never
 /// write the same line.
 #[derive(Debug, Default)]
@@ -94,6 +105,7 @@ pub struct WorkerCounters {
     pub ports: [PortCounters; MAX_PORTS],
     pub parse: ParseCounters,
     pub flows: FlowCounters,
+    pub bans: BanCounters,
     /// Receive polls that returned no packet (idle detection for finite inputs).
     pub empty_polls: Counter,
 }

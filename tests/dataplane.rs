@@ -31,7 +31,8 @@ fn pcap_port_config(
     format!(
         "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {prefix}\n{lcores}\
 ports:\n  - name: inside\n    device: {device}\n    role: inside\n\
-pipeline:\n  mode: {mode}\n  control_lcore: 0\n  worker_lcores: {workers}\n  stop_after_idle_ms: 400\n",
+pipeline:\n  mode: {mode}\n  control_lcore: 0\n  worker_lcores: {workers}\n  stop_after_idle_ms: 400\n\
+ban:\n  action: log_only\n  persist: false\n",
         prefix = s.prefix
     )
 }
@@ -170,7 +171,7 @@ fn two_null_ports_counters_add_up() {
     let yaml = format!(
         "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {}\n\
 ports:\n  - name: inside\n    device: net_null0\n    role: inside\n  - name: outside\n    device: net_null1\n    role: outside\n\
-pipeline:\n  mode: inline\n  control_lcore: 0\n  worker_lcores: [1]\n",
+pipeline:\n  mode: inline\n  control_lcore: 0\n  worker_lcores: [1]\nban:\n  persist: false\n",
         s.prefix
     );
     let cfg = s.write("config.yaml", &yaml);

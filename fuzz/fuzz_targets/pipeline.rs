@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use btblocker::config::{FlowsConfig, Mode};
 use btblocker::dpi::DpiConfig;
-use btblocker::pipeline::{NoEvents, Pipeline};
+use btblocker::pipeline::{Burst, NoEvents, Pipeline};
 use btblocker::stats::WorkerCounters;
 use libfuzzer_sys::fuzz_target;
 
@@ -56,13 +56,13 @@ fuzz_target!(|data: &[u8]| {
         now += u64::from((tag >> 2) & 0x1f) * 1_000_000_000;
         if tag % 4 == 0 {
             let n = usize::from(*len).min(tail.len());
-            pipeline.process(0, &tail[..n], n as u32, now);
+            pipeline.process(0, &tail[..n], n as u32, &Burst::offline(now));
             rest = &tail[n..];
         } else {
             let [p0, p1, body @ ..] = tail else { break };
             let n = usize::from(*len).min(body.len());
             frame(tag % 4 == 1, tag & 0x80 != 0, [*p0, *p1], &body[..n], &mut buf);
-            pipeline.process(0, &buf, buf.len() as u32, now);
+            pipeline.process(0, &buf, buf.len() as u32, &Burst::offline(now));
             rest = &body[n..];
         }
     }

@@ -26,6 +26,9 @@ pub enum BanAction {
     DropFlow,
     /// Drop every packet from or to a banned host, both directions.
     BanHost,
+    /// Drop nothing: detect, ban in the table (and journal) only. For a
+    /// first rollout, to see what would be dropped.
+    LogOnly,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +85,7 @@ enum RawTarget {
 enum RawAction {
     DropFlow,
     BanHost,
+    LogOnly,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -156,7 +160,7 @@ pub(super) fn validate(raw: Option<Spanned<RawBan>>) -> Result<BanConfig, Config
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let persist = raw.persist.as_ref().map_or(true, |p| p.value);
+    let persist = raw.persist.as_ref().is_none_or(|p| p.value);
     let state_file = match (&raw.state_file, persist) {
         (_, false) => None,
         (Some(p), true) if p.value.trim().is_empty() => {
@@ -179,6 +183,7 @@ pub(super) fn validate(raw: Option<Spanned<RawBan>>) -> Result<BanConfig, Config
         action: match raw.action.map(|a| a.value) {
             None | Some(RawAction::BanHost) => BanAction::BanHost,
             Some(RawAction::DropFlow) => BanAction::DropFlow,
+            Some(RawAction::LogOnly) => BanAction::LogOnly,
         },
         policy: PolicyConfig {
             threshold: int_in_or(

@@ -68,7 +68,8 @@
 //!   target: inside          # default inside (the subscriber); outside | both
 //!   action: ban_host        # default ban_host: drop all traffic of a banned
 //!                           #   host, both directions; drop_flow: drop only
-//!                           #   the flows judged BitTorrent
+//!                           #   the flows judged BitTorrent; log_only: drop
+//!                           #   nothing, record bans (first rollout)
 //!   threshold: 2            # default 2 detections of a host ...
 //!   window_s: 300           # ... within this many seconds (default 300)
 //!   definitive_bans_at_once: true # default true: one definitive detection bans

@@ -9,10 +9,13 @@ use tracing::{info, warn};
 
 use super::eal::Eal;
 use super::mempool::Mempool;
-use super::worker::{Poll, WorkerPlan};
+use super::worker::{Clock, Poll, WorkerPlan};
 use super::{lcore, port, DpdkError};
+use crate::ban::{event_ring, unix_now_ms, SnapshotReader, DEFAULT_RING_CAPACITY};
 use crate::config::Config;
-use crate::pipeline::{NoEvents, Pipeline};
+use crate::config::PortRole;
+use crate::control::{BanControl, ControlError};
+use crate::pipeline::{Pipeline, RingSink};
 use crate::report::{HwPortStats, RunSummary};
 use crate::stats::WorkerCounters;
 
@@ -34,6 +37,8 @@ pub enum RunError {
     Signal(std::io::Error),
     #[error("worker on lcore {lcore} failed (status {status})")]
     Worker { lcore: u32, status: i32 },
+    #[error(transparent)]
+    Bans(#[from] ControlError),
     #[error("cannot write the summary to {path}: {source}")]
     Summary {
         path: String,
@@ -71,6 +76,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
         });
     }
 
+    let mut bans = BanControl::start(&cfg.ban, &cfg.networks, unix_now_ms())?;
     let ports = setup_ports(cfg, workers.len() as u16)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -79,7 +85,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
 
     let counters: Vec<Arc<WorkerCounters>> = workers.iter().map(|_| Arc::default()).collect();
     for (w, &lcore_id) in workers.iter().enumerate() {
-        let plan = plan_for_worker(cfg, &ports, w as u16);
+        let plan = plan_for_worker(cfg, &ports, w as u16, bans.reader());
         info!(
             "worker {w} on lcore {lcore_id} polls {}",
             plan.polls
@@ -94,13 +100,17 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let (producer, consumer) = event_ring(DEFAULT_RING_CAPACITY);
+        bans.add_consumer(consumer);
+        let roles: Vec<PortRole> = cfg.ports.iter().map(|p| p.role).collect();
         let pipeline = Pipeline::new(
             Arc::clone(&counters[w]),
             cfg.pipeline.mode,
             &cfg.flows,
             &cfg.dpi,
-            NoEvents,
-        );
+            RingSink::new(producer, Arc::clone(&counters[w])),
+        )
+        .with_enforcement(&roles, cfg.ban.action);
         let stop = Arc::clone(&stop);
         lcore::launch(lcore_id, move || super::worker::run(plan, pipeline, stop))?;
     }
@@ -114,7 +124,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
             .collect()
     };
     let hw = || -> Vec<HwPortStats> { ports.iter().map(|p| port::stats(p.id)).collect() };
-    control_loop(cfg, &stop, started, || {
+    control_loop(cfg, &stop, started, &mut bans, || {
         RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views(), &hw())
     });
 
@@ -129,7 +139,12 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
             });
         }
     }
-    let summary = RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views(), &hw());
+    // The workers' last detections are still in the rings: apply them, then
+    // flush and fsync the journal before reporting.
+    bans.tick(unix_now_ms());
+    let mut summary = RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views(), &hw());
+    summary.bans = Some(bans.summary());
+    bans.close(unix_now_ms());
     for (p, pc) in ports.iter().zip(&cfg.ports) {
         if let Err(e) = port::stop_and_close(p.id) {
             warn!("port {}: {e}", pc.name);
@@ -147,12 +162,15 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
     failed.map_or(Ok(()), Err)
 }
 
-/// Polls the stop conditions every 10 ms and prints the summary line each
-/// interval: a signal, or (for finite inputs) every RX queue idle long enough.
+/// Every millisecond applies the workers' detections (bans reach every worker
+/// within about a tick); every 10 ms checks the stop conditions (a signal, or
+/// for finite inputs every RX queue idle long enough); prints the summary line
+/// each interval.
 fn control_loop(
     cfg: &Config,
     stop: &AtomicBool,
     started: Instant,
+    bans: &mut BanControl,
     summary: impl Fn() -> RunSummary,
 ) {
     let interval = Duration::from_millis(cfg.pipeline.stats_interval_ms);
@@ -160,8 +178,14 @@ fn control_loop(
     let mut next_print = started + interval;
     let mut last_rx = 0u64;
     let mut last_activity = Instant::now();
+    let mut tick = 0u64;
     while !stop.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(1));
+        bans.tick(unix_now_ms());
+        tick += 1;
+        if !tick.is_multiple_of(10) {
+            continue;
+        }
         let now = Instant::now();
         let s = summary();
         let rx: u64 = s.ports.iter().map(|p| p.traffic.rx_packets).sum();
@@ -270,7 +294,12 @@ fn setup_ports(cfg: &Config, nb_workers: u16) -> Result<Vec<ActivePort>, RunErro
     Ok(active)
 }
 
-fn plan_for_worker(cfg: &Config, ports: &[ActivePort], worker: u16) -> WorkerPlan {
+fn plan_for_worker(
+    cfg: &Config,
+    ports: &[ActivePort],
+    worker: u16,
+    bans: SnapshotReader,
+) -> WorkerPlan {
     let polls = cfg
         .ports
         .iter()
@@ -288,5 +317,7 @@ fn plan_for_worker(cfg: &Config, ports: &[ActivePort], worker: u16) -> WorkerPla
     WorkerPlan {
         polls,
         burst: cfg.pipeline.burst_size,
+        bans,
+        clock: Clock::now(),
     }
 }

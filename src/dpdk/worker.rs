@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::mbuf::{MbufArray, MAX_BURST};
 use super::{tsc, tsc_hz};
+use crate::ban::SnapshotReader;
 use crate::config::Mode;
-use crate::pipeline::{Pipeline, Verdict};
+use crate::pipeline::{Burst, Pipeline, RingSink, Verdict};
 
 /// One RX queue this worker polls and where its packets go.
 #[derive(Clone, Copy, Debug)]
@@ -23,16 +24,45 @@ pub struct Poll {
 pub struct WorkerPlan {
     pub polls: Vec<Poll>,
     pub burst: u16,
+    pub bans: SnapshotReader,
+    pub clock: Clock,
 }
 
-pub fn run(plan: WorkerPlan, mut pipeline: Pipeline, stop: Arc<AtomicBool>) -> i32 {
+/// Wall-clock time from the TSC: the unix time at a known TSC value, so a
+/// worker reads time without a syscall.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub base_tsc: u64,
+    pub base_unix_ms: u64,
+    pub hz: u64,
+}
+
+impl Clock {
+    pub fn now() -> Clock {
+        Clock {
+            base_tsc: tsc(),
+            base_unix_ms: crate::ban::unix_now_ms(),
+            hz: tsc_hz().max(1),
+        }
+    }
+
+    /// (monotonic ns, unix ms) at TSC value `t`.
+    #[inline(always)]
+    fn at(&self, t: u64) -> (u64, u64) {
+        let ticks = u128::from(t.wrapping_sub(self.base_tsc));
+        let hz = u128::from(self.hz);
+        let ns = (ticks * 1_000_000_000 / hz) as u64;
+        (ns, self.base_unix_ms + ns / 1_000_000)
+    }
+}
+
+pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicBool>) -> i32 {
     let mut rx = MbufArray::new();
     let mut tx = MbufArray::new();
     let mut drop = MbufArray::new();
     let mut tx_len = [0u32; MAX_BURST];
     let burst = plan.burst.min(MAX_BURST as u16);
     let inline = pipeline.mode() == Mode::Inline;
-    let hz = u128::from(tsc_hz().max(1));
 
     while !stop.load(Relaxed) {
         for p in &plan.polls {
@@ -41,11 +71,18 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline, stop: Arc<AtomicBool>) -> i
                 pipeline.counters().empty_polls.inc();
                 continue;
             }
-            // One clock read per burst: flow timeouts need no finer grain.
-            let now_ns = (u128::from(tsc()) * 1_000_000_000 / hz) as u64;
+            // One clock read and one snapshot load per burst: timeouts need no
+            // finer grain, and a ban published mid-burst applies from the next.
+            let (now_ns, unix_ms) = plan.clock.at(tsc());
+            let snapshot = plan.bans.load();
+            let ctx = Burst {
+                now_ns,
+                unix_ms,
+                bans: Some(&snapshot),
+            };
             for i in 0..n {
                 let len = rx.pkt_len(i);
-                match pipeline.process(p.port_index, rx.frame(i), len, now_ns) {
+                match pipeline.process(p.port_index, rx.frame(i), len, &ctx) {
                     Verdict::Forward if inline => {
                         tx_len[tx.len()] = len;
                         tx.push_from(&rx, i);

@@ -1,0 +1,284 @@
+//! The ban control plane, run by the control lcore: it is the only writer of
+//! the master ban table. Each tick it drains the workers' detection rings,
+//! applies the policy (target side, threshold, allowlist, capacity), publishes
+//! a new snapshot when something changed, expires bans and keeps the journal,
+//! so a restart loses no ban. Safe Rust, testable without DPDK.
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::ban::{
+    self, AddOutcome, Allowlist, BanKey, BanPolicy, BanTable, Decision, DetectionEvent,
+    EventConsumer, Journal, JournalConfig, JournalError, SnapshotReader,
+};
+use crate::config::{BanConfig, BanTarget, NetworksConfig};
+
+/// Events drained per ring per tick: bounds a tick's work under a storm.
+const DRAIN_PER_TICK: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot create the directory of ban.state_file {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Totals the control plane reports.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct BanSummary {
+    pub active: usize,
+    pub restored: usize,
+    pub events: u64,
+    pub events_dropped_ring_full: u64,
+    pub added: u64,
+    pub refreshed: u64,
+    pub refused_allowlisted: u64,
+    pub refused_full: u64,
+    pub evicted: u64,
+    pub expired: u64,
+    pub pending_below_threshold: u64,
+    pub generation: u64,
+    /// Banned hosts now, sorted, with the detector that banned them.
+    pub hosts: Vec<(String, String)>,
+}
+
+pub struct BanControl {
+    table: BanTable,
+    policy: BanPolicy,
+    journal: Option<Journal>,
+    consumers: Vec<EventConsumer>,
+    ttl: Duration,
+    target: BanTarget,
+    inside: Allowlist,
+    restored: usize,
+    events: u64,
+    pending: u64,
+}
+
+impl BanControl {
+    /// Loads the state file (bans still in force, with their remaining TTL),
+    /// adds the static denylist, rewrites the journal compactly and publishes
+    /// the first snapshot, all before any worker starts.
+    pub fn start(
+        cfg: &BanConfig,
+        networks: &NetworksConfig,
+        now_ms: u64,
+    ) -> Result<BanControl, ControlError> {
+        let mut table = BanTable::new(cfg.table, Allowlist::new(cfg.allowlist.iter().copied()));
+        let mut restored = 0;
+        let journal = match &cfg.state_file {
+            None => {
+                warn!("ban.persist is false: bans will not survive a restart");
+                None
+            }
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| ControlError::StateDir {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                }
+                restored = restore(&mut table, path, now_ms)?;
+                let mut journal = Journal::open(
+                    path,
+                    JournalConfig {
+                        flush_ms: cfg.flush_ms,
+                        ..JournalConfig::default()
+                    },
+                    now_ms,
+                )?;
+                journal.compact(table.iter(), now_ms)?;
+                Some(journal)
+            }
+        };
+        for ip in &cfg.denylist {
+            if let AddOutcome::RefusedAllowlisted =
+                table.add_static(BanKey::from(*ip), "denylist", now_ms)
+            {
+                warn!("ban.denylist: {ip} is also in ban.allowlist: not banned");
+            }
+        }
+        table.publish();
+        Ok(BanControl {
+            table,
+            policy: BanPolicy::new(cfg.policy),
+            journal,
+            consumers: Vec::new(),
+            ttl: Duration::from_secs(cfg.ttl_s),
+            target: cfg.target,
+            inside: Allowlist::new(networks.inside.iter().copied()),
+            restored,
+            events: 0,
+            pending: 0,
+        })
+    }
+
+    /// A reader for one worker (load once per burst).
+    pub fn reader(&self) -> SnapshotReader {
+        self.table.reader()
+    }
+
+    pub fn add_consumer(&mut self, consumer: EventConsumer) {
+        self.consumers.push(consumer);
+    }
+
+    /// One control tick: apply every queued detection, expire, publish, persist.
+    pub fn tick(&mut self, now_ms: u64) {
+        let mut events = Vec::new();
+        for c in &mut self.consumers {
+            c.drain(DRAIN_PER_TICK, |e| events.push(e));
+        }
+        for e in events {
+            self.on_event(e);
+        }
+        for key in self.table.expire(now_ms) {
+            info!("ban expired: {key}");
+        }
+        self.policy.prune(now_ms);
+        if self.table.has_unpublished_changes() {
+            self.table.publish();
+        } else {
+            self.table.reclaim();
+        }
+        if let Some(j) = &mut self.journal {
+            if let Err(e) = j.maybe_flush(now_ms) {
+                warn!("{e}");
+            }
+            if j.should_compact(self.table.len()) {
+                if let Err(e) = j.compact(self.table.iter(), now_ms) {
+                    warn!("{e}");
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: DetectionEvent) {
+        self.events += 1;
+        // `networks.inside`, when set, decides which end is the subscriber.
+        let (mut host, mut peer) = ((e.host, e.host_port), (e.peer, e.peer_port));
+        if self.inside.contains(&peer.0) && !self.inside.contains(&host.0) {
+            std::mem::swap(&mut host, &mut peer);
+        }
+        let targets: &[(BanKey, u16, BanKey, u16)] = &match self.target {
+            BanTarget::Inside => vec![(host.0, host.1, peer.0, peer.1)],
+            BanTarget::Outside => vec![(peer.0, peer.1, host.0, host.1)],
+            BanTarget::Both => vec![
+                (host.0, host.1, peer.0, peer.1),
+                (peer.0, peer.1, host.0, host.1),
+            ],
+        };
+        for &(key, key_port, other, other_port) in targets {
+            if !bannable(key.to_ip()) {
+                continue;
+            }
+            let event = DetectionEvent {
+                host: key,
+                host_port: key_port,
+                peer: other,
+                peer_port: other_port,
+                ..e
+            };
+            match self.policy.on_detection(&event) {
+                Decision::Pending { .. } => self.pending += 1,
+                Decision::Ban => self.ban(key, e.detector, e.at_ms),
+            }
+        }
+    }
+
+    fn ban(&mut self, key: BanKey, reason: &str, now_ms: u64) {
+        let outcome = self.table.add(key, self.ttl, reason, now_ms);
+        match outcome {
+            AddOutcome::Added | AddOutcome::Refreshed | AddOutcome::EvictedOldest(_) => {
+                if outcome == AddOutcome::Added {
+                    info!("banned {key} ({reason}) for {} s", self.ttl.as_secs());
+                }
+                if let (Some(j), Some(entry)) = (&mut self.journal, self.table.get(&key)) {
+                    if let Err(e) = j.append_add(&key, entry) {
+                        warn!("{e}");
+                    }
+                }
+                if let (AddOutcome::EvictedOldest(old), Some(j)) = (outcome, &mut self.journal) {
+                    if let Err(e) = j.append_del(&old) {
+                        warn!("{e}");
+                    }
+                }
+            }
+            AddOutcome::RefusedAllowlisted => info!("not banning {key} ({reason}): allowlisted"),
+            AddOutcome::RefusedFull => {
+                warn!("not banning {key} ({reason}): ban table full (ban.max_entries)")
+            }
+        }
+    }
+
+    /// Flushes and fsyncs the journal: a clean stop loses nothing.
+    pub fn close(mut self, now_ms: u64) {
+        self.tick(now_ms);
+        if let Some(j) = self.journal.take() {
+            if let Err(e) = j.close(now_ms) {
+                warn!("{e}");
+            }
+        }
+    }
+
+    pub fn summary(&self) -> BanSummary {
+        let t = self.table.counters();
+        BanSummary {
+            active: self.table.len(),
+            restored: self.restored,
+            events: self.events,
+            events_dropped_ring_full: self.consumers.iter().map(EventConsumer::dropped).sum(),
+            added: t.added,
+            refreshed: t.refreshed,
+            refused_allowlisted: t.refused_allowlisted,
+            refused_full: t.refused_full,
+            evicted: t.evicted,
+            expired: t.expired,
+            pending_below_threshold: self.pending,
+            generation: self.table.snapshot().generation(),
+            hosts: self
+                .table
+                .list()
+                .into_iter()
+                .map(|(k, e)| (k.to_string(), e.reason.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Multicast, broadcast, unspecified and loopback addresses are never banned.
+fn bannable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified() || v4.is_loopback())
+        }
+        IpAddr::V6(v6) => !(v6.is_multicast() || v6.is_unspecified() || v6.is_loopback()),
+    }
+}
+
+/// Puts the state file's bans back; returns how many.
+fn restore(table: &mut BanTable, path: &Path, now_ms: u64) -> Result<usize, ControlError> {
+    if !path.exists() {
+        info!(
+            "ban state file {} does not exist yet: starting with no bans",
+            path.display()
+        );
+        return Ok(0);
+    }
+    let (bans, warnings) = ban::journal::load(path, now_ms)?;
+    for w in &warnings {
+        warn!("{}: {w} (the valid part is kept)", path.display());
+    }
+    let n = bans.len();
+    for b in bans {
+        table.restore(b.key, b.entry);
+    }
+    info!("restored {n} ban(s) from {}", path.display());
+    Ok(n)
+}
