@@ -46,21 +46,6 @@ ban:\n  state_file: {state}\n  flush_ms: 100\n{ban}",
     )
 }
 
-fn run(s: &Scratch, yaml: &str) -> serde_json::Value {
-    let cfg = s.write("config.yaml", yaml);
-    let summary = s.path("summary.json");
-    let _ = std::fs::remove_file(&summary);
-    let out = run_to_end(&[
-        "run",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", describe(&out));
-    read_summary(&summary)
-}
-
 fn banned(sum: &serde_json::Value) -> Vec<(String, String)> {
     sum["bans"]["hosts"]
         .as_array()
@@ -88,7 +73,7 @@ fn detections_ban_exactly_these_hosts_and_a_restart_enforces_them_on_every_packe
     let input = repo().join(DEMO);
     // Run 1 only records (log_only), so every flow reaches DPI: the ban set
     // does not depend on how fast the control lcore publishes.
-    let first = run(&s, &config(&s, &input, "", true, "  action: log_only\n"));
+    let first = run_with_summary(&s, &config(&s, &input, "", true, "  action: log_only\n"));
     let expected: Vec<(String, String)> = {
         let mut v: Vec<_> = DEMO_BANS
             .iter()
@@ -109,7 +94,7 @@ fn detections_ban_exactly_these_hosts_and_a_restart_enforces_them_on_every_packe
 
     // Run 2: a restart with ban_host. The journal brings every ban back before
     // the first packet, so each packet from or to a banned host is dropped.
-    let second = run(&s, &config(&s, &input, "", true, "  action: ban_host\n"));
+    let second = run_with_summary(&s, &config(&s, &input, "", true, "  action: ban_host\n"));
     assert_eq!(u(&second["bans"]["restored"]), DEMO_BANS.len() as u64);
     let hosts: BTreeSet<IpAddr> = DEMO_BANS.iter().map(|(h, _)| h.parse().unwrap()).collect();
     let frames = read_packets(&input);
@@ -144,7 +129,7 @@ fn allowlisted_hosts_are_never_banned() {
         true,
         "  action: log_only\n  allowlist: [192.168.1.0/24, \"3991:72d:336e:65ec::/64\"]\n",
     );
-    let sum = run(&s, &yaml);
+    let sum = run_with_summary(&s, &yaml);
     let hosts: Vec<String> = banned(&sum).into_iter().map(|(h, _)| h).collect();
     assert_eq!(hosts, ["82.243.113.43", "178.71.206.1", "192.168.0.102"]);
     // Every ban attempt on an allowlisted host is refused and counted.
@@ -168,7 +153,7 @@ fn kill_9_loses_no_ban_older_than_the_flush_interval() {
     assert!(status.success());
     let _ = wait_with_limit(child, Duration::from_secs(30));
 
-    let sum = run(&s, &config(&s, &input, "", true, "  action: ban_host\n"));
+    let sum = run_with_summary(&s, &config(&s, &input, "", true, "  action: ban_host\n"));
     assert_eq!(u(&sum["bans"]["restored"]), 1);
     assert_eq!(
         banned(&sum),

@@ -37,20 +37,6 @@ ban:\n  action: log_only\n  persist: false\n",
     )
 }
 
-fn run_config(s: &Scratch, yaml: &str) -> serde_json::Value {
-    let cfg = s.write("config.yaml", yaml);
-    let summary = s.path("summary.json");
-    let out = run_to_end(&[
-        "run",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "run failed: {}", describe(&out));
-    read_summary(&summary)
-}
-
 /// (a) Inline, one queue: what comes out of the TX pcap is the capture itself,
 /// same packets, same bytes, same order; the counters equal the capture's.
 #[test]
@@ -66,7 +52,7 @@ fn inline_pcap_forwards_every_packet_unchanged() {
         None,
         "[1]",
     );
-    let sum = run_config(&s, &yaml);
+    let sum = run_with_summary(&s, &yaml);
     let sent = read_packets(&input);
     let got = read_packets(&output);
     assert_eq!(
@@ -110,7 +96,7 @@ fn monitor_mode_transmits_nothing() {
         None,
         "[1]",
     );
-    let sum = run_config(&s, &yaml);
+    let sum = run_with_summary(&s, &yaml);
     assert_eq!(read_packets(&output).len(), 0);
     let port = &sum["ports"][0];
     assert_eq!(u(&port["rx_packets"]), 1355);
@@ -153,7 +139,7 @@ fn two_workers_each_own_their_queue() {
         Some("0@0,1@1,2@1"),
         "[1, 2]",
     );
-    let sum = run_config(&s, &yaml);
+    let sum = run_with_summary(&s, &yaml);
     assert_eq!(read_packets(&out_a), a, "queue 0 → worker 1 → tx queue 0");
     assert_eq!(read_packets(&out_b), b, "queue 1 → worker 2 → tx queue 1");
     let w = &sum["workers"];

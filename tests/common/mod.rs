@@ -133,3 +133,20 @@ pub fn read_summary(path: &Path) -> serde_json::Value {
 pub fn u(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"))
 }
+
+/// Runs the binary on `yaml` (written into the scratch dir) until it exits by
+/// itself, asserts success, and returns its `--summary-json`.
+pub fn run_with_summary(s: &Scratch, yaml: &str) -> serde_json::Value {
+    let cfg = s.write("config.yaml", yaml);
+    let summary = s.path("summary.json");
+    let _ = std::fs::remove_file(&summary);
+    let out = run_to_end(&[
+        "run",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "run failed: {}", describe(&out));
+    read_summary(&summary)
+}
