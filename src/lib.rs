@@ -8,6 +8,7 @@ pub mod ban;
 pub mod capture;
 pub mod config;
 pub mod control;
+pub mod detection_log;
 pub mod dpi;
 pub mod flow;
 pub mod pipeline;
