@@ -139,6 +139,8 @@ fn ring_push(c: &mut Criterion) {
         peer: BanKey::from(Ipv4Addr::new(198, 51, 100, 1)),
         host_port: 51413,
         peer_port: 6881,
+        proto: 6,
+        port: 0,
         detector: "peer_wire_handshake",
         confidence: Confidence::Strong,
         at_ms: NOW,

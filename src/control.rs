@@ -15,6 +15,7 @@ use crate::ban::{
     EventConsumer, Journal, JournalConfig, JournalError, SnapshotReader,
 };
 use crate::config::{BanConfig, BanTarget, NetworksConfig};
+use crate::detection_log::{DetectionLog, DetectionRecord, RecordContext};
 
 /// Events drained per ring per tick: bounds a tick's work under a storm.
 const DRAIN_PER_TICK: usize = 4096;
@@ -23,6 +24,8 @@ const DRAIN_PER_TICK: usize = 4096;
 pub enum ControlError {
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    DetectionLog(#[from] crate::detection_log::DetectionLogError),
     #[error("cannot create the directory of ban.state_file {path}: {source}")]
     StateDir {
         path: String,
@@ -60,6 +63,8 @@ pub struct BanControl {
     restored: usize,
     events: u64,
     pending: u64,
+    log: Option<DetectionLog>,
+    port_names: Vec<String>,
 }
 
 impl BanControl {
@@ -117,7 +122,20 @@ impl BanControl {
             restored,
             events: 0,
             pending: 0,
+            log: None,
+            port_names: Vec::new(),
         })
+    }
+
+    /// Writes one JSON line per detection and decision to `log`.
+    pub fn with_detection_log(
+        mut self,
+        log: Option<DetectionLog>,
+        port_names: Vec<String>,
+    ) -> Self {
+        self.log = log;
+        self.port_names = port_names;
+        self
     }
 
     /// A reader for one worker (load once per burst).
@@ -132,11 +150,11 @@ impl BanControl {
     /// One control tick: apply every queued detection, expire, publish, persist.
     pub fn tick(&mut self, now_ms: u64) {
         let mut events = Vec::new();
-        for c in &mut self.consumers {
-            c.drain(DRAIN_PER_TICK, |e| events.push(e));
+        for (worker, c) in self.consumers.iter_mut().enumerate() {
+            c.drain(DRAIN_PER_TICK, |e| events.push((worker as u32, e)));
         }
-        for e in events {
-            self.on_event(e);
+        for (worker, e) in events {
+            self.on_event(worker, e);
         }
         for key in self.table.expire(now_ms) {
             info!("ban expired: {key}");
@@ -146,6 +164,11 @@ impl BanControl {
             self.table.publish();
         } else {
             self.table.reclaim();
+        }
+        if let Some(log) = &mut self.log {
+            if let Err(e) = log.flush() {
+                warn!("{e}");
+            }
         }
         if let Some(j) = &mut self.journal {
             if let Err(e) = j.maybe_flush(now_ms) {
@@ -159,7 +182,7 @@ impl BanControl {
         }
     }
 
-    fn on_event(&mut self, e: DetectionEvent) {
+    fn on_event(&mut self, worker: u32, e: DetectionEvent) {
         self.events += 1;
         // `networks.inside`, when set, decides which end is the subscriber.
         let (mut host, mut peer) = ((e.host, e.host_port), (e.peer, e.peer_port));
@@ -185,14 +208,41 @@ impl BanControl {
                 peer_port: other_port,
                 ..e
             };
-            match self.policy.on_detection(&event) {
-                Decision::Pending { .. } => self.pending += 1,
-                Decision::Ban => self.ban(key, e.detector, e.at_ms),
-            }
+            let action = match self.policy.on_detection(&event) {
+                Decision::Pending { .. } => {
+                    self.pending += 1;
+                    "below_threshold"
+                }
+                Decision::Ban => match self.ban(key, e.detector, e.at_ms) {
+                    AddOutcome::Added => "banned",
+                    AddOutcome::Refreshed => "refreshed",
+                    AddOutcome::EvictedOldest(_) => "banned_evicting_oldest",
+                    AddOutcome::RefusedAllowlisted => "allowlisted",
+                    AddOutcome::RefusedFull => "refused_full",
+                },
+            };
+            self.log_detection(worker, &event, action);
         }
     }
 
-    fn ban(&mut self, key: BanKey, reason: &str, now_ms: u64) {
+    fn log_detection(&mut self, worker: u32, event: &DetectionEvent, action: &str) {
+        let Some(log) = &mut self.log else { return };
+        let ctx = RecordContext {
+            worker,
+            port: self
+                .port_names
+                .get(usize::from(event.port))
+                .map(String::as_str),
+            proto: if event.proto == 6 { "tcp" } else { "udp" },
+            action,
+            ban_expires_ms: self.table.get(&event.host).map(|b| b.expires_at),
+        };
+        if let Err(e) = log.write(&DetectionRecord::from_event(event, ctx, &[], 0)) {
+            warn!("{e}");
+        }
+    }
+
+    fn ban(&mut self, key: BanKey, reason: &str, now_ms: u64) -> AddOutcome {
         let outcome = self.table.add(key, self.ttl, reason, now_ms);
         match outcome {
             AddOutcome::Added | AddOutcome::Refreshed | AddOutcome::EvictedOldest(_) => {
@@ -215,6 +265,7 @@ impl BanControl {
                 warn!("not banning {key} ({reason}): ban table full (ban.max_entries)")
             }
         }
+        outcome
     }
 
     /// Flushes and fsyncs the journal: a clean stop loses nothing.

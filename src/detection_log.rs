@@ -495,6 +495,8 @@ mod tests {
             peer: "2001:db8::1".parse::<BanKey>().unwrap(),
             host_port: 40000,
             peer_port: 6881,
+            proto: 17,
+            port: 0,
             detector: "utp",
             confidence: Confidence::Strong,
             at_ms: 1_000,

@@ -38,6 +38,8 @@ pub struct DetectionEvent {
     /// (so it is the subscriber's side unless `networks.inside` says otherwise).
     pub deciding_src: Endpoint,
     pub deciding_src_inside: bool,
+    /// Index of the port the deciding packet arrived on.
+    pub port: u8,
 }
 
 /// What a worker knows once per burst: the clock and the ban snapshot.
@@ -110,6 +112,8 @@ impl EventSink for RingSink {
             peer: BanKey::from(peer.ip()),
             host_port: host.port,
             peer_port: peer.port,
+            proto: e.proto,
+            port: e.port,
             detector: e.detection.detector.name(),
             confidence: e.detection.confidence,
             at_ms: e.unix_ms,
@@ -371,6 +375,7 @@ impl<S: EventSink> Pipeline<S> {
                     unix_ms: burst.unix_ms,
                     deciding_src: src,
                     deciding_src_inside: roles[port] == PortRole::Inside,
+                    port: port as u8,
                 });
             }
         }

@@ -73,7 +73,17 @@ fn detections_ban_exactly_these_hosts_and_a_restart_enforces_them_on_every_packe
     let input = repo().join(DEMO);
     // Run 1 only records (log_only), so every flow reaches DPI: the ban set
     // does not depend on how fast the control lcore publishes.
-    let first = run_with_summary(&s, &config(&s, &input, "", true, "  action: log_only\n"));
+    let log = s.path("detections.jsonl");
+    let first = run_with_summary(
+        &s,
+        &config(
+            &s,
+            &input,
+            "",
+            true,
+            &format!("  action: log_only\nlog:\n  path: {}\n", log.display()),
+        ),
+    );
     let expected: Vec<(String, String)> = {
         let mut v: Vec<_> = DEMO_BANS
             .iter()

@@ -12,6 +12,10 @@ pub struct DetectionEvent {
     pub peer: BanKey,
     pub host_port: u16,
     pub peer_port: u16,
+    /// IP protocol of the flow (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// Index of the port the deciding packet arrived on.
+    pub port: u8,
     /// Detector name (`DetectorId::name()`): static, so no allocation.
     pub detector: &'static str,
     pub confidence: Confidence,

@@ -94,6 +94,8 @@ mod tests {
             peer: key(250),
             host_port: 51413,
             peer_port: 6881,
+            proto: 17,
+            port: 0,
             detector: "peer_wire_handshake",
             confidence,
             at_ms,

@@ -204,6 +204,8 @@ mod tests {
             peer: host(250),
             host_port: 6881,
             peer_port: 6881,
+            proto: 17,
+            port: 0,
             detector: "peer_wire_handshake",
             confidence,
             at_ms,

@@ -117,6 +117,8 @@ mod tests {
             peer: BanKey::from(Ipv4Addr::new(198, 51, 100, 1)),
             host_port: 6881,
             peer_port: 51413,
+            proto: 17,
+            port: 0,
             detector: "peer_wire_handshake",
             confidence: Confidence::Strong,
             at_ms: u64::from(i),

@@ -81,6 +81,13 @@
 //!   state_file: /var/lib/btblocker/bans.jsonl # default; journal + compaction
 //!   flush_ms: 1000          # default 1000, 10..=60000: longest a new ban
 //!                           #   waits for fsync (what kill -9 can lose)
+//! log:                      # optional section: the detection log
+//!   path: /var/log/btblocker/detections.jsonl # default none (no log): one
+//!                           #   JSON line per detection (time, worker, port,
+//!                           #   5-tuple, detector, confidence, action, expiry)
+//!   max_bytes: 67108864     # default 64 MiB: rotate to FILE.1, FILE.2, ...
+//!   keep: 5                 # default 5 rotated files
+//!   payload_bytes: 0        # must be 0 for now (payload capture: not yet)
 //! networks:                 # optional section
 //!   inside: []              # CIDRs of the ISP's customers; when empty, a
 //!                           #   packet's side is its arrival port's role
@@ -116,6 +123,7 @@ pub struct Config {
     pub dpi: crate::dpi::DpiConfig,
     pub ban: BanConfig,
     pub networks: NetworksConfig,
+    pub log: crate::detection_log::DetectionLogConfig,
 }
 
 /// Each worker's flow table.
@@ -276,6 +284,7 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
     let dpi = dpi::validate(raw.dpi)?;
     let ban = ban::validate(raw.ban)?;
     let networks = ban::validate_networks(raw.networks)?;
+    let log = validate_log(raw.log)?;
     Ok(Config {
         eal,
         ports,
@@ -284,7 +293,27 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
         dpi,
         ban,
         networks,
+        log,
     })
+}
+
+fn validate_log(
+    raw: Option<serde_saphyr::Spanned<crate::detection_log::DetectionLogConfig>>,
+) -> Result<crate::detection_log::DetectionLogConfig, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Default::default());
+    };
+    if let Err(e) = raw.value.validate() {
+        return Err(field::invalid("log", &raw, e.to_string()));
+    }
+    if raw.value.payload_bytes > 0 {
+        return Err(field::invalid(
+            "log.payload_bytes",
+            &raw,
+            "payload capture is not supported yet: must be 0",
+        ));
+    }
+    Ok(raw.value)
 }
 
 #[cfg(test)]

@@ -76,7 +76,10 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
         });
     }
 
-    let mut bans = BanControl::start(&cfg.ban, &cfg.networks, unix_now_ms())?;
+    let detection_log = cfg.log.open().map_err(ControlError::from)?;
+    let port_names = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let mut bans = BanControl::start(&cfg.ban, &cfg.networks, unix_now_ms())?
+        .with_detection_log(detection_log, port_names);
     let ports = setup_ports(cfg, workers.len() as u16)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
