@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod dpi;
 pub mod flow;
+pub mod metrics;
 pub mod pipeline;
 pub mod report;
 pub mod stats;
