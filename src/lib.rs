@@ -11,6 +11,7 @@ pub mod control;
 pub mod detection_log;
 pub mod dpi;
 pub mod flow;
+pub mod metrics;
 pub mod pipeline;
 pub mod report;
 pub mod stats;
