@@ -278,7 +278,17 @@ impl BanControl {
         }
     }
 
+    /// The totals without the host list (cheap: for every stats interval).
+    pub fn counts(&self) -> BanSummary {
+        self.summarize(false)
+    }
+
+    /// The totals and every banned host (for the final report).
     pub fn summary(&self) -> BanSummary {
+        self.summarize(true)
+    }
+
+    fn summarize(&self, with_hosts: bool) -> BanSummary {
         let t = self.table.counters();
         BanSummary {
             active: self.table.len(),
@@ -293,12 +303,15 @@ impl BanControl {
             expired: t.expired,
             pending_below_threshold: self.pending,
             generation: self.table.snapshot().generation(),
-            hosts: self
-                .table
-                .list()
-                .into_iter()
-                .map(|(k, e)| (k.to_string(), e.reason.clone()))
-                .collect(),
+            hosts: if !with_hosts {
+                Vec::new()
+            } else {
+                self.table
+                    .list()
+                    .into_iter()
+                    .map(|(k, e)| (k.to_string(), e.reason.clone()))
+                    .collect()
+            },
         }
     }
 }

@@ -32,7 +32,7 @@ fn pcap_port_config(
         "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {prefix}\n{lcores}\
 ports:\n  - name: inside\n    device: {device}\n    role: inside\n\
 pipeline:\n  mode: {mode}\n  control_lcore: 0\n  worker_lcores: {workers}\n  stop_after_idle_ms: 400\n\
-ban:\n  action: log_only\n  persist: false\n",
+ban:\n  action: log_only\n  persist: false\nmetrics:\n  enabled: false\n",
         prefix = s.prefix
     )
 }
@@ -157,7 +157,7 @@ fn two_null_ports_counters_add_up() {
     let yaml = format!(
         "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {}\n\
 ports:\n  - name: inside\n    device: net_null0\n    role: inside\n  - name: outside\n    device: net_null1\n    role: outside\n\
-pipeline:\n  mode: inline\n  control_lcore: 0\n  worker_lcores: [1]\nban:\n  persist: false\n",
+pipeline:\n  mode: inline\n  control_lcore: 0\n  worker_lcores: [1]\nban:\n  persist: false\nmetrics:\n  enabled: false\n",
         s.prefix
     );
     let cfg = s.write("config.yaml", &yaml);
@@ -235,4 +235,66 @@ fn run_with_bad_config_fails_before_eal() {
         "EAL must not start: {}",
         describe(&out)
     );
+}
+
+/// A /metrics scrape while the run idles after its capture: the exposition
+/// parses and its counters equal the run's final counts.
+#[test]
+fn metrics_scrape_matches_the_run() {
+    use std::io::{Read, Write};
+    let s = Scratch::new("metrics");
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let input = repo().join(DEMO);
+    let yaml = format!(
+        "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {}\n\
+ports:\n  - name: inside\n    device: net_pcap0,rx_pcap={},tx_pcap={}\n    role: inside\n\
+pipeline:\n  worker_lcores: [1]\n  stats_interval_ms: 100\n  stop_after_idle_ms: 2500\n\
+ban:\n  action: log_only\n  persist: false\nmetrics:\n  listen: 127.0.0.1:{port}\n",
+        s.prefix,
+        input.display(),
+        s.path("out.pcap").display()
+    );
+    let cfg = s.write("config.yaml", &yaml);
+    let summary = s.path("summary.json");
+    let child = spawn(&[
+        "run",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    // The capture takes milliseconds; then the run idles 2.5 s with its counters final.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint up");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    let out = wait_with_limit(child, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", describe(&out));
+    let sum = read_summary(&summary);
+    let value = |series: &str| -> u64 {
+        body.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("{series} missing in:\n{body}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap() as u64
+    };
+    assert_eq!(
+        value("btblocker_rx_packets_total{port=\"inside\",role=\"inside\"}"),
+        1355
+    );
+    assert_eq!(
+        value("btblocker_rx_packets_total{port=\"inside\",role=\"inside\"}"),
+        u(&sum["ports"][0]["rx_packets"])
+    );
+    assert_eq!(
+        value("btblocker_tx_packets_total{port=\"inside\"}"),
+        u(&sum["ports"][0]["tx_packets"])
+    );
+    assert_eq!(value("btblocker_detections_total{detector=\"dht\"}"), 4);
+    assert_eq!(value("btblocker_bans_active"), 6);
 }

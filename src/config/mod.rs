@@ -88,6 +88,9 @@
 //!   max_bytes: 67108864     # default 64 MiB: rotate to FILE.1, FILE.2, ...
 //!   keep: 5                 # default 5 rotated files
 //!   payload_bytes: 0        # must be 0 for now (payload capture: not yet)
+//! metrics:                  # optional section: the Prometheus endpoint
+//!   enabled: true           # default true
+//!   listen: 127.0.0.1:9977  # default 127.0.0.1:9977; GET /metrics
 //! networks:                 # optional section
 //!   inside: []              # CIDRs of the ISP's customers; when empty, a
 //!                           #   packet's side is its arrival port's role
@@ -124,6 +127,7 @@ pub struct Config {
     pub ban: BanConfig,
     pub networks: NetworksConfig,
     pub log: crate::detection_log::DetectionLogConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// Each worker's flow table.
@@ -285,6 +289,7 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
     let ban = ban::validate(raw.ban)?;
     let networks = ban::validate_networks(raw.networks)?;
     let log = validate_log(raw.log)?;
+    let metrics = validate_metrics(raw.metrics)?;
     Ok(Config {
         eal,
         ports,
@@ -294,7 +299,53 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
         ban,
         networks,
         log,
+        metrics,
     })
+}
+
+/// The Prometheus endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `None`: no endpoint (`metrics.enabled: false`).
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9977))),
+        }
+    }
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    enabled: Option<bool>,
+    listen: Option<serde_saphyr::Spanned<String>>,
+}
+
+fn validate_metrics(
+    raw: Option<serde_saphyr::Spanned<RawMetrics>>,
+) -> Result<MetricsConfig, ConfigError> {
+    let raw = raw.map(|r| r.value).unwrap_or_default();
+    if raw.enabled == Some(false) {
+        return Ok(MetricsConfig { listen: None });
+    }
+    match raw.listen {
+        None => Ok(MetricsConfig::default()),
+        Some(l) => match l.value.parse() {
+            Ok(addr) => Ok(MetricsConfig { listen: Some(addr) }),
+            Err(_) => Err(field::invalid(
+                "metrics.listen",
+                &l,
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:9977",
+                    l.value
+                ),
+            )),
+        },
+    }
 }
 
 fn validate_log(

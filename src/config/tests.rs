@@ -93,6 +93,7 @@ fn a_minimal_config_gets_every_default() {
             ban: BanConfig::default(),
             networks: NetworksConfig::default(),
             log: Default::default(),
+            metrics: MetricsConfig::default(),
         }
     );
 }
@@ -275,11 +276,11 @@ fn an_empty_file_is_refused() {
 fn a_top_level_that_is_not_a_mapping_is_refused() {
     assert_eq!(
         err(&["# a list", "- ports"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log) (line 2)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics) (line 2)"
     );
     assert_eq!(
         err(&["42"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log) (line 1)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics) (line 1)"
     );
 }
 
@@ -311,12 +312,12 @@ fn duplicate_keys_are_refused() {
 fn unknown_sections_are_refused_with_the_known_ones() {
     assert_eq!(
         err(&two_ports_and(&["bans:", "  enabled: true"])),
-        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log (line 8)"
+        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log, metrics (line 8)"
     );
     // raw::SECTIONS feeds the "not a mapping" message: it must match serde's list.
     assert_eq!(
         raw::SECTIONS.join(", "),
-        "eal, ports, pipeline, flows, dpi, ban, networks, log"
+        "eal, ports, pipeline, flows, dpi, ban, networks, log, metrics"
     );
 }
 

@@ -15,6 +15,7 @@ use crate::ban::{event_ring, unix_now_ms, SnapshotReader, DEFAULT_RING_CAPACITY}
 use crate::config::Config;
 use crate::config::PortRole;
 use crate::control::{BanControl, ControlError};
+use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, RingSink};
 use crate::report::{HwPortStats, RunSummary};
 use crate::stats::WorkerCounters;
@@ -39,6 +40,8 @@ pub enum RunError {
     Worker { lcore: u32, status: i32 },
     #[error(transparent)]
     Bans(#[from] ControlError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error("cannot write the summary to {path}: {source}")]
     Summary {
         path: String,
@@ -80,6 +83,14 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
     let port_names = cfg.ports.iter().map(|p| p.name.clone()).collect();
     let mut bans = BanControl::start(&cfg.ban, &cfg.networks, unix_now_ms())?
         .with_detection_log(detection_log, port_names);
+    let metrics = match cfg.metrics.listen {
+        Some(addr) => {
+            let m = Metrics::install(addr)?;
+            info!("Prometheus metrics on http://{addr}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
     let ports = setup_ports(cfg, workers.len() as u16)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -127,7 +138,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
             .collect()
     };
     let hw = || -> Vec<HwPortStats> { ports.iter().map(|p| port::stats(p.id)).collect() };
-    control_loop(cfg, &stop, started, &mut bans, || {
+    control_loop(cfg, &stop, started, &mut bans, metrics.as_ref(), || {
         RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views(), &hw())
     });
 
@@ -174,6 +185,7 @@ fn control_loop(
     stop: &AtomicBool,
     started: Instant,
     bans: &mut BanControl,
+    metrics: Option<&Metrics>,
     summary: impl Fn() -> RunSummary,
 ) {
     let interval = Duration::from_millis(cfg.pipeline.stats_interval_ms);
@@ -198,6 +210,9 @@ fn control_loop(
         }
         if now >= next_print {
             println!("{}", s.line());
+            if let Some(m) = metrics {
+                m.publish(&s, Some(&bans.counts()), None);
+            }
             next_print += interval;
         }
         if let Some(limit) = idle_limit {
