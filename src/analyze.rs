@@ -106,15 +106,6 @@ fn flow_report(flow: &Flow) -> FlowReport {
     }
 }
 
-fn is_bannable(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified() || v4.is_loopback())
-        }
-        IpAddr::V6(v6) => !(v6.is_multicast() || v6.is_unspecified() || v6.is_loopback()),
-    }
-}
-
 /// Analyses one capture file.
 pub fn analyze_file(
     path: &Path,
@@ -159,7 +150,7 @@ pub fn analyze_file(
         .filter(|f| f.verdict == "bittorrent")
         .flat_map(|f| [f.src.parse::<IpAddr>(), f.dst.parse::<IpAddr>()])
         .filter_map(Result::ok)
-        .filter(|ip| is_bannable(*ip))
+        .filter(|ip| crate::control::bannable(*ip))
         .collect();
     Ok(FileReport {
         file: path.display().to_string(),

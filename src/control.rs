@@ -317,7 +317,7 @@ impl BanControl {
 }
 
 /// Multicast, broadcast, unspecified and loopback addresses are never banned.
-fn bannable(ip: IpAddr) -> bool {
+pub fn bannable(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified() || v4.is_loopback())
