@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::capture::{self, CaptureError};
 use crate::config::{FlowsConfig, Mode};
-use crate::dpi::{Confidence, DpiConfig};
+use crate::dpi::DpiConfig;
 use crate::flow::{Flow, FlowVerdict, Retired, PROTO_TCP};
 use crate::pipeline::{Burst, DetectionEvent, EventSink, Pipeline};
 use crate::stats::WorkerCounters;
@@ -72,14 +72,6 @@ impl EventSink for Collect {
     }
 }
 
-fn confidence_name(c: Confidence) -> &'static str {
-    match c {
-        Confidence::Weak => "weak",
-        Confidence::Strong => "strong",
-        Confidence::Definitive => "definitive",
-    }
-}
-
 fn flow_report(flow: &Flow) -> FlowReport {
     let (src, dst) = flow.endpoints();
     let decided = flow.verdict != FlowVerdict::Pending;
@@ -99,7 +91,7 @@ fn flow_report(flow: &Flow) -> FlowReport {
             FlowVerdict::Pending => "undecided",
         },
         detector: flow.detection.map(|d| d.detector.name()),
-        confidence: flow.detection.map(|d| confidence_name(d.confidence)),
+        confidence: flow.detection.map(|d| d.confidence.name()),
         packet_index: decided.then_some(flow.decided_at_packet),
         packets: flow.dirs[0].packets + flow.dirs[1].packets,
         bytes: flow.dirs[0].bytes + flow.dirs[1].bytes,

@@ -6,7 +6,7 @@
 //! - `DetectionLog::{open, write, flush}`: the size-rotated writer.
 //! - `DetectionLogConfig { path, max_bytes, keep, payload_bytes }` with `Default`.
 //! - `DetectionLogError`: what went wrong, naming the path.
-//! - helpers `rfc3339_utc_ms`, `confidence_name`, `payload_hex`.
+//! - helpers `rfc3339_utc_ms`, `payload_hex`.
 //!
 //! Rotation follows logrotate's numbering: FILE is always the newest, FILE.1
 //! the one before it, up to FILE.`keep`; anything older is deleted so the log
@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ban::DetectionEvent;
-use crate::dpi::Confidence;
 
 /// Longest payload prefix the log will hex-dump: enough to show a handshake,
 /// small enough that a line stays readable and the log cannot be used to
@@ -161,20 +160,11 @@ impl<'a> DetectionRecord<'a> {
             dst: event.peer.to_string(),
             dport: event.peer_port,
             detector: event.detector,
-            confidence: confidence_name(event.confidence),
+            confidence: event.confidence.name(),
             action: ctx.action,
             ban_expires: ctx.ban_expires_ms.map(rfc3339_utc_ms),
             payload_hex: payload_hex(payload, payload_bytes),
         }
-    }
-}
-
-/// Lower-case name of a confidence level, as logged.
-pub fn confidence_name(confidence: Confidence) -> &'static str {
-    match confidence {
-        Confidence::Weak => "weak",
-        Confidence::Strong => "strong",
-        Confidence::Definitive => "definitive",
     }
 }
 
@@ -498,7 +488,7 @@ mod tests {
             proto: 17,
             port: 0,
             detector: "utp",
-            confidence: Confidence::Strong,
+            confidence: crate::dpi::Confidence::Strong,
             at_ms: 1_000,
         };
         let ctx = RecordContext {

@@ -81,6 +81,15 @@ pub enum Confidence {
 }
 
 impl Confidence {
+    /// "weak", "strong" or "definitive": for reports, logs and labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Confidence::Weak => "weak",
+            Confidence::Strong => "strong",
+            Confidence::Definitive => "definitive",
+        }
+    }
+
     fn points(self) -> u8 {
         match self {
             Confidence::Weak => 1,
