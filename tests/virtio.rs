@@ -386,3 +386,82 @@ fn virtio_testbed_one_worker() {
 fn virtio_testbed_two_workers() {
     testbed("virtio2", 2);
 }
+
+fn replay_with(s: &Scratch, extra: &[&str]) -> std::process::Output {
+    let (inside, outside) = (s.path("in.sock"), s.path("out.sock"));
+    let prefix = format!("{}-gen", s.prefix);
+    let mut args = vec![
+        "replay",
+        "--inside-sock",
+        inside.to_str().unwrap(),
+        "--outside-sock",
+        outside.to_str().unwrap(),
+        "--file-prefix",
+        &prefix,
+    ];
+    args.extend_from_slice(extra);
+    run_to_end(&args)
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn replay_refuses_a_socket_in_a_missing_directory_before_eal() {
+    let s = Scratch::new("replay-nodir");
+    let demo = repo().join("data/demo.pcap");
+    let out = run_to_end(&[
+        "replay",
+        "--pcap",
+        demo.to_str().unwrap(),
+        "--inside-sock",
+        "/nonexistent-btblocker-dir/in.sock",
+        "--outside-sock",
+        s.path("out.sock").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains(
+            "error: --inside-sock /nonexistent-btblocker-dir/in.sock: the directory /nonexistent-btblocker-dir does not exist"
+        ),
+        "{}",
+        describe(&out)
+    );
+    assert!(!stderr(&out).contains("EAL:"), "{}", describe(&out));
+}
+
+#[test]
+fn replay_refuses_an_unreadable_capture_before_eal() {
+    let s = Scratch::new("replay-nopcap");
+    let missing = s.path("missing.pcap");
+    let out = replay_with(&s, &["--pcap", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains(&format!("error: {}: No such file", missing.display())),
+        "{}",
+        describe(&out)
+    );
+    assert!(!stderr(&out).contains("EAL:"), "{}", describe(&out));
+}
+
+#[test]
+fn replay_says_when_nothing_connects_and_removes_its_sockets() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("replay-nopeer");
+    let demo = repo().join("data/demo.pcap");
+    let out = replay_with(
+        &s,
+        &["--pcap", demo.to_str().unwrap(), "--connect-timeout-s", "1"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "error: nothing connected to the inside socket {} within 1 s",
+            s.path("in.sock").display()
+        )),
+        "{}",
+        describe(&out)
+    );
+    assert!(!s.path("in.sock").exists() && !s.path("out.sock").exists());
+}
