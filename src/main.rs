@@ -96,6 +96,10 @@ struct ReplayArgs {
     /// Most packets in flight through btblocker (sent, not yet back); 0: no limit.
     #[arg(long, value_name = "N", default_value_t = 128)]
     window: u64,
+    /// Do not hold a flow's reply until what it answers went through btblocker
+    /// (faster; btblocker may then see a flow's two directions out of order).
+    #[arg(long)]
+    unordered: bool,
     /// Write what came back: DIR/inside-rx.pcap, DIR/outside-rx.pcap.
     #[arg(long, value_name = "DIR")]
     received_dir: Option<PathBuf>,
@@ -121,6 +125,7 @@ impl ReplayArgs {
         s.connect_timeout_s = self.connect_timeout_s;
         s.idle_ms = self.idle_ms;
         s.window = self.window;
+        s.ordered = !self.unordered;
         s.received_dir = self.received_dir;
         s.summary_json = self.summary_json;
         s.file_prefix = self.file_prefix;

@@ -12,7 +12,9 @@ use super::eal::Eal;
 use super::mbuf::{FillError, MbufArray};
 use super::mempool::Mempool;
 use super::{ffi, port, tsc, tsc_hz, DpdkError};
-use crate::replay::pacing::{Pacer, Window};
+use crate::replay::barrier;
+use crate::replay::flight::Flight;
+use crate::replay::pacing::{Pacer, Room, Window};
 use crate::replay::settings::remove_stale_socket;
 use crate::replay::summary::{queue_slot, RecordError};
 use crate::replay::SettingsError;
@@ -23,8 +25,9 @@ const BURST: usize = 32;
 /// Mbufs in the pool: TX bursts in flight and RX bursts being recorded.
 const POOL_SIZE: u32 = 8191;
 const POOL_CACHE: u32 = 256;
-/// Nothing in flight came back for this long: btblocker dropped it.
-const STALL: Duration = Duration::from_millis(20);
+/// The window is full and nothing came back for this long: probe with
+/// barriers to learn what btblocker dropped.
+const STALL: Duration = Duration::from_millis(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -177,14 +180,16 @@ struct Sender<'a> {
     pending_side: Side,
     pending_queue: u16,
     pending_lens: [u32; BURST],
+    barrier: MbufArray,
     rx: MbufArray,
     recorder: Option<Recorder>,
     summary: ReplaySummary,
     pass: PassSummary,
-    sent_total: u64,
-    received_total: u64,
-    last_rx_tsc: u64,
+    flight: Flight,
     window: Window,
+    /// When `flight.progress()` last changed, for the stuck guard.
+    last_progress: (u64, u64),
+    last_rx_tsc: u64,
 }
 
 impl<'a> Sender<'a> {
@@ -216,6 +221,7 @@ impl<'a> Sender<'a> {
             pending_side: Side::Inside,
             pending_queue: 0,
             pending_lens: [0; BURST],
+            barrier: MbufArray::new(),
             rx: MbufArray::new(),
             recorder,
             summary: ReplaySummary::new(
@@ -224,10 +230,10 @@ impl<'a> Sender<'a> {
                 settings.queues,
             ),
             pass: PassSummary::new(1, settings.queues),
-            sent_total: 0,
-            received_total: 0,
-            last_rx_tsc: now,
+            flight: Flight::default(),
             window: Window::new(settings.window, ticks(STALL, hz), now),
+            last_progress: (0, now),
+            last_rx_tsc: now,
         }
     }
 
@@ -235,6 +241,7 @@ impl<'a> Sender<'a> {
         for pass in 1..=self.settings.passes {
             self.pass = PassSummary::new(pass, self.settings.queues);
             self.send_pass()?;
+            self.settle()?;
             let last = pass == self.settings.passes;
             self.drain(last);
             let done = std::mem::replace(&mut self.pass, PassSummary::new(0, 0));
@@ -248,38 +255,102 @@ impl<'a> Sender<'a> {
     }
 
     fn finish(mut self) -> (ReplaySummary, Option<Recorder>) {
-        self.summary.written_off = self.window.written_off();
+        self.summary.dropped = self.flight.dropped();
         if let Some(r) = &self.recorder {
             self.summary.not_recorded = r.not_recorded;
         }
         (self.summary, self.recorder.take())
     }
 
-    /// Sends every frame of the plan once, receiving all the while.
-    fn send_pass(&mut self) -> Result<(), ReplayError> {
-        let n = self.plan.len();
-        let mut next = 0usize;
-        let mut pacer = Pacer::new(self.settings.rate_pps, self.hz, tsc());
-        let stuck_limit = ticks(
+    /// Fails when nothing was sent, received or settled for
+    /// `--connect-timeout-s` while something waits (btblocker went away).
+    fn check_stuck(&mut self, now: u64, side: Side, queue: u16) -> Result<(), ReplayError> {
+        let progress = self.flight.progress();
+        if progress != self.last_progress.0 {
+            self.last_progress = (progress, now);
+            return Ok(());
+        }
+        let limit = ticks(
             Duration::from_secs(self.settings.connect_timeout_s),
             self.hz,
         );
-        let mut last_tx_progress = tsc();
+        if now.saturating_sub(self.last_progress.1) >= limit {
+            return Err(ReplayError::Stuck {
+                side: side.name(),
+                queue,
+                secs: self.settings.connect_timeout_s,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a barrier into `side` on `queue` unless one is out already.
+    fn send_barrier(&mut self, side: Side, queue: u16) {
+        if self.flight.barrier_out(side, queue) {
+            return;
+        }
+        if self
+            .barrier
+            .fill_from(self.pool, std::iter::once(&barrier::FRAME[..]))
+            .is_err()
+        {
+            return; // the pool refills as the driver sends and we receive
+        }
+        if self.barrier.tx_burst(self.ids[side.index()], queue) == 1 {
+            self.barrier.clear();
+            self.flight.barrier_sent(side, queue);
+            let port = self.pass.port(side);
+            port.barriers_sent += 1;
+            port.sent_per_queue[queue_slot(queue)] += 1;
+        } else {
+            self.barrier.free_from(0);
+        }
+    }
+
+    /// Sends every frame of the plan once, receiving all the while.
+    fn send_pass(&mut self) -> Result<(), ReplayError> {
+        let n = self.plan.len();
+        let ordered = self.settings.ordered;
+        let mut next = 0usize;
+        let mut pacer = Pacer::new(self.settings.rate_pps, self.hz, tsc());
         let (mut first_send, mut last_send) = (None, 0u64);
         while (next < n || !self.pending.is_empty()) && !self.stop.load(Relaxed) {
             self.poll_rx();
             let now = tsc();
             if self.pending.is_empty() {
-                let room = self.window.room(self.sent_total, self.received_total, now);
+                let first = self.plan.packet(next);
+                // A reply goes only once what it replies to went through
+                // btblocker (came back, or a barrier says it was dropped).
+                let other = first.side.peer();
+                if ordered && first.after_reply && self.flight.in_flight(other, first.queue) > 0 {
+                    self.send_barrier(other, first.queue);
+                    self.check_stuck(now, other, first.queue)?;
+                    continue;
+                }
+                let room = match self.window.room(
+                    self.flight.total_in_flight(),
+                    self.flight.progress(),
+                    now,
+                ) {
+                    Room::Send(room) => room,
+                    Room::Wait => {
+                        self.check_stuck(now, first.side, first.queue)?;
+                        continue;
+                    }
+                    Room::Probe => {
+                        self.probe_all();
+                        continue;
+                    }
+                };
                 let allow = pacer.allowance(now, BURST).min(room as usize);
                 if allow == 0 {
                     continue;
                 }
-                let first = self.plan.packet(next);
                 let mut end = next + 1;
                 while end < n && end - next < allow {
                     let p = self.plan.packet(end);
-                    if p.side != first.side || p.queue != first.queue {
+                    if p.side != first.side || p.queue != first.queue || (ordered && p.after_reply)
+                    {
                         break;
                     }
                     end += 1;
@@ -302,10 +373,8 @@ impl<'a> Sender<'a> {
                 pacer.sent(end - next, now, BURST);
                 next = end;
             }
-            let side = self.pending_side;
-            let sent = self
-                .pending
-                .tx_burst(self.ids[side.index()], self.pending_queue);
+            let (side, queue) = (self.pending_side, self.pending_queue);
+            let sent = self.pending.tx_burst(self.ids[side.index()], queue);
             if sent > 0 {
                 let bytes: u64 = self.pending_lens[..sent]
                     .iter()
@@ -313,20 +382,14 @@ impl<'a> Sender<'a> {
                     .sum();
                 let port = self.pass.port(side);
                 port.sent.add(sent as u64, bytes);
-                port.sent_per_queue[queue_slot(self.pending_queue)] += sent as u64;
-                self.sent_total += sent as u64;
+                port.sent_per_queue[queue_slot(queue)] += sent as u64;
+                self.flight.sent(side, queue, sent as u64);
                 self.pending.consume_front(sent);
                 self.pending_lens.copy_within(sent.., 0);
-                last_tx_progress = now;
                 first_send.get_or_insert(now);
                 last_send = now;
-            } else if now.saturating_sub(last_tx_progress) >= stuck_limit {
-                return Err(ReplayError::Stuck {
-                    side: side.name(),
-                    queue: self.pending_queue,
-                    secs: self.settings.connect_timeout_s,
-                });
             }
+            self.check_stuck(now, side, queue)?;
         }
         if let Some(first) = first_send {
             self.pass.send_s = (last_send - first) as f64 / self.hz as f64;
@@ -334,24 +397,49 @@ impl<'a> Sender<'a> {
         Ok(())
     }
 
-    /// Receives until the line is quiet: between passes, `pause_ms` after the
-    /// last send (so bans publish before the next pass); after the last,
-    /// `idle_ms` with nothing received.
+    /// A barrier on every lane with packets in flight.
+    fn probe_all(&mut self) {
+        for side in Side::BOTH {
+            for q in 0..self.settings.queues {
+                if self.flight.in_flight(side, q) > 0 {
+                    self.send_barrier(side, q);
+                }
+            }
+        }
+    }
+
+    /// Ends a pass exactly: barriers on every lane until nothing is in flight,
+    /// so every packet of the pass is back or known dropped.
+    fn settle(&mut self) -> Result<(), ReplayError> {
+        while self.flight.total_in_flight() > 0 && !self.stop.load(Relaxed) {
+            self.probe_all();
+            self.poll_rx();
+            let now = tsc();
+            self.check_stuck(now, Side::Inside, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Receives until the line is quiet: between passes, `pause_ms` (so bans
+    /// publish before the next pass); after the last, `idle_ms` with nothing
+    /// received.
     fn drain(&mut self, last: bool) {
-        let end_of_send = tsc();
-        let quiet = if last {
+        let start = tsc();
+        let wait = if last {
             self.settings.idle_ms
         } else {
-            self.settings.pause_ms.min(self.settings.idle_ms)
+            self.settings.pause_ms
         };
-        let quiet = ticks(Duration::from_millis(quiet), self.hz);
-        let pause = ticks(Duration::from_millis(self.settings.pause_ms), self.hz);
+        let wait = ticks(Duration::from_millis(wait), self.hz);
         loop {
             self.poll_rx();
             let now = tsc();
-            let paused = last || now.saturating_sub(end_of_send) >= pause;
-            let idle = now.saturating_sub(self.last_rx_tsc.max(end_of_send)) >= quiet;
-            if (paused && idle) || self.stop.load(Relaxed) {
+            let since = if last {
+                self.last_rx_tsc.max(start)
+            } else {
+                start
+            };
+            if now.saturating_sub(since) >= wait || self.stop.load(Relaxed) {
                 return;
             }
         }
@@ -369,18 +457,31 @@ impl<'a> Sender<'a> {
                 let now = tsc();
                 self.last_rx_tsc = now;
                 let at_ns = ns_since(self.start_tsc, now, self.hz);
-                let mut bytes = 0u64;
+                let (mut packets, mut bytes, mut barriers) = (0u64, 0u64, 0u64);
+                // Packets of this burst not yet counted back into `flight`.
+                let mut uncounted = 0u64;
                 for i in 0..n {
+                    if barrier::is_barrier(self.rx.frame(i)) {
+                        // What came before the barrier is back before it settles.
+                        self.flight.received(side, q, uncounted);
+                        uncounted = 0;
+                        self.flight.barrier_back(side.peer(), q);
+                        barriers += 1;
+                        continue;
+                    }
                     let len = self.rx.pkt_len(i) as usize;
+                    packets += 1;
+                    uncounted += 1;
                     bytes += len as u64;
                     if let Some(r) = self.recorder.as_mut() {
                         r.record(side, at_ns, len, self.rx.segments(i));
                     }
                 }
                 let port = self.pass.port(side);
-                port.received.add(n as u64, bytes);
-                port.received_per_queue[queue_slot(q)] += n as u64;
-                self.received_total += n as u64;
+                port.received.add(packets, bytes);
+                port.barriers_received += barriers;
+                port.received_per_queue[queue_slot(q)] += packets + barriers;
+                self.flight.received(side, q, uncounted);
                 self.rx.free_from(0);
             }
         }

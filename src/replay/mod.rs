@@ -4,11 +4,13 @@
 //! port and outside→inside into the outside port, and counts and keeps what
 //! btblocker forwards. This module is the safe part (what to send where, pacing,
 //! counting, reports); the DPDK loop is `dpdk::replay`.
+pub mod barrier;
+pub mod flight;
 pub mod pacing;
 pub mod plan;
 pub mod settings;
 pub mod summary;
 
-pub use plan::{queue_of, Plan, PlanError, PlannedPacket, Side, Sides, MAX_FRAME};
+pub use plan::{flow_of, queue_of, FlowId, Plan, PlanError, PlannedPacket, Side, Sides, MAX_FRAME};
 pub use settings::{parse_inside, ReplaySettings, SettingsError};
 pub use summary::{rx_pcap_name, PassSummary, PortCounts, Recorder, ReplaySummary};

@@ -48,16 +48,27 @@ impl Pacer {
 /// Caps the packets sent but not yet back. btblocker's TX ring towards the
 /// generator holds 256 descriptors; were more in flight while the generator
 /// is descheduled, btblocker would find that ring full and drop. Packets
-/// btblocker drops on purpose (banned hosts) never come back: when nothing
-/// moves for `stall_ticks`, what is in flight is written off.
+/// btblocker drops on purpose (banned hosts) never come back: when the window
+/// is full and nothing moves for `stall_ticks`, the sender probes with
+/// barriers (see `replay::barrier`), which settle what is really in flight.
 #[derive(Clone, Copy, Debug)]
 pub struct Window {
     /// 0: no limit.
     limit: u64,
     stall_ticks: u64,
-    written_off: u64,
     last_progress: u64,
-    last_seen: (u64, u64),
+    last_seen: u64,
+}
+
+/// What the window allows now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Room {
+    /// Up to this many more packets may go.
+    Send(u64),
+    /// Full: wait for packets to come back.
+    Wait,
+    /// Full and nothing moved for a while: send barriers to learn what was dropped.
+    Probe,
 }
 
 impl Window {
@@ -65,37 +76,30 @@ impl Window {
         Window {
             limit,
             stall_ticks,
-            written_off: 0,
             last_progress: now,
-            last_seen: (0, 0),
+            last_seen: 0,
         }
     }
 
-    /// How many more packets may go, given the totals sent and received so far.
+    /// `in_flight`: sent, neither back nor known dropped; `progress`: any
+    /// count that grows whenever a packet is sent, comes back or is settled.
     #[inline]
-    pub fn room(&mut self, sent: u64, received: u64, now: u64) -> u64 {
+    pub fn room(&mut self, in_flight: u64, progress: u64, now: u64) -> Room {
         if self.limit == 0 {
-            return u64::MAX;
+            return Room::Send(u64::MAX);
         }
-        if (sent, received) != self.last_seen {
-            self.last_seen = (sent, received);
+        if progress != self.last_seen {
+            self.last_seen = progress;
             self.last_progress = now;
         }
-        let in_flight = sent.saturating_sub(received + self.written_off);
         if in_flight < self.limit {
-            return self.limit - in_flight;
+            return Room::Send(self.limit - in_flight);
         }
         if now.saturating_sub(self.last_progress) >= self.stall_ticks {
-            self.written_off += in_flight;
             self.last_progress = now;
-            return self.limit;
+            return Room::Probe;
         }
-        0
-    }
-
-    /// Packets written off as not coming back (dropped by the device).
-    pub fn written_off(&self) -> u64 {
-        self.written_off
+        Room::Wait
     }
 }
 
@@ -144,18 +148,19 @@ mod tests {
     }
 
     #[test]
-    fn the_window_caps_what_is_in_flight() {
+    fn the_window_caps_what_is_in_flight_and_probes_when_stuck() {
         let mut w = Window::new(4, 100, 0);
-        assert_eq!(w.room(0, 0, 0), 4);
-        assert_eq!(w.room(3, 0, 1), 1);
-        assert_eq!(w.room(4, 0, 2), 0);
-        assert_eq!(w.room(4, 2, 3), 2);
-        assert_eq!(w.room(8, 4, 4), 0);
-        // Nothing moves for 100 ticks: the 4 in flight are written off.
-        assert_eq!(w.room(8, 4, 103), 0);
-        assert_eq!(w.room(8, 4, 104), 4);
-        assert_eq!(w.written_off(), 4);
-        assert_eq!(w.room(9, 4, 105), 3);
-        assert_eq!(Window::new(0, 1, 0).room(1000, 0, 0), u64::MAX);
+        assert_eq!(w.room(0, 0, 0), Room::Send(4));
+        assert_eq!(w.room(3, 3, 1), Room::Send(1));
+        assert_eq!(w.room(4, 4, 2), Room::Wait);
+        assert_eq!(w.room(2, 6, 3), Room::Send(2));
+        assert_eq!(w.room(4, 8, 4), Room::Wait);
+        // Nothing moves for 100 ticks: probe once, then wait again.
+        assert_eq!(w.room(4, 8, 103), Room::Wait);
+        assert_eq!(w.room(4, 8, 104), Room::Probe);
+        assert_eq!(w.room(4, 8, 105), Room::Wait);
+        // The barriers settle what was dropped.
+        assert_eq!(w.room(0, 9, 106), Room::Send(4));
+        assert_eq!(Window::new(0, 1, 0).room(1000, 0, 0), Room::Send(u64::MAX));
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::ban::{BanKey, Cidr};
 use crate::capture::{self, CaptureError};
 use crate::wire::{parse_ethernet, Parsed, L4};
+use rustc_hash::FxHashMap;
 
 /// The largest frame sent: a 1500-byte MTU, the Ethernet header and one VLAN
 /// tag. Larger frames (captured after GRO/TSO) would not fit a default virtio
@@ -92,16 +93,18 @@ impl Sides {
     }
 }
 
-/// The TX queue of a frame among `queues`: a hash of the flow's two
-/// endpoints taken in sorted order, so both directions of a flow get the same
-/// queue (virtio_user has no RSS: the vhost queue a packet is sent on is the
-/// RX queue, hence the worker, it arrives on). Non-IP frames use queue 0.
-pub fn queue_of(frame: &[u8], queues: u16) -> u16 {
-    if queues <= 1 {
-        return 0;
-    }
+/// A flow, direction-free: the protocol and its two endpoints in sorted order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowId {
+    proto: u8,
+    lo: (u128, u16),
+    hi: (u128, u16),
+}
+
+/// The flow of an IP frame; `None` for anything else.
+pub fn flow_of(frame: &[u8]) -> Option<FlowId> {
     let Ok(Parsed::Ip(p)) = parse_ethernet(frame) else {
-        return 0;
+        return None;
     };
     let (sport, dport) = match p.l4 {
         L4::Tcp {
@@ -115,12 +118,31 @@ pub fn queue_of(frame: &[u8], queues: u16) -> u16 {
     let a = (BanKey::from(p.src).to_u128(), sport);
     let b = (BanKey::from(p.dst).to_u128(), dport);
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    Some(FlowId {
+        proto: p.l4.protocol(),
+        lo,
+        hi,
+    })
+}
+
+/// The TX queue of a frame among `queues`: a hash of its [`FlowId`], so both
+/// directions of a flow get the same queue (virtio_user has no RSS: the vhost
+/// queue a packet is sent on is the RX queue, hence the worker, it arrives
+/// on). Non-IP frames use queue 0.
+pub fn queue_of(frame: &[u8], queues: u16) -> u16 {
+    match flow_of(frame) {
+        Some(flow) if queues > 1 => queue_of_flow(&flow, queues),
+        _ => 0,
+    }
+}
+
+fn queue_of_flow(flow: &FlowId, queues: u16) -> u16 {
     let mut h = Fnv1a::new();
-    h.write(&[p.l4.protocol()]);
-    h.write(&lo.0.to_be_bytes());
-    h.write(&lo.1.to_be_bytes());
-    h.write(&hi.0.to_be_bytes());
-    h.write(&hi.1.to_be_bytes());
+    h.write(&[flow.proto]);
+    h.write(&flow.lo.0.to_be_bytes());
+    h.write(&flow.lo.1.to_be_bytes());
+    h.write(&flow.hi.0.to_be_bytes());
+    h.write(&flow.hi.1.to_be_bytes());
     (h.finish() % u64::from(queues)) as u16
 }
 
@@ -155,6 +177,10 @@ impl Fnv1a {
 pub struct PlannedPacket {
     pub side: Side,
     pub queue: u16,
+    /// The flow's previous packet went the other way: it must have been
+    /// through btblocker before this one goes (a reply never overtakes what
+    /// it replies to, whatever order btblocker polls its ports in).
+    pub after_reply: bool,
     start: usize,
     len: usize,
 }
@@ -174,6 +200,8 @@ pub enum PlanError {
 pub struct Plan {
     bytes: Vec<u8>,
     packets: Vec<PlannedPacket>,
+    /// The side each flow's latest packet went into (while loading).
+    last_side: FxHashMap<FlowId, Side>,
     /// Frames longer than [`MAX_FRAME`], not sent.
     pub skipped_oversize: u64,
     /// Zero-length frames, not sent.
@@ -189,6 +217,7 @@ impl Plan {
         if plan.packets.is_empty() {
             return Err(PlanError::Empty(files.to_vec()));
         }
+        plan.last_side = FxHashMap::default();
         Ok(plan)
     }
 
@@ -226,11 +255,26 @@ impl Plan {
             self.skipped_oversize += 1;
             return;
         }
+        let side = sides.side_of(frame);
+        let flow = flow_of(frame);
+        let (queue, after_reply) = match flow {
+            Some(flow) => {
+                let before = self.last_side.insert(flow, side);
+                let queue = if queues > 1 {
+                    queue_of_flow(&flow, queues)
+                } else {
+                    0
+                };
+                (queue, before.is_some_and(|b| b != side))
+            }
+            None => (0, false),
+        };
         let start = self.bytes.len();
         self.bytes.extend_from_slice(frame);
         self.packets.push(PlannedPacket {
-            side: sides.side_of(frame),
-            queue: queue_of(frame, queues),
+            side,
+            queue,
+            after_reply,
             start,
             len: frame.len(),
         });
@@ -331,6 +375,22 @@ mod tests {
         );
         assert_eq!(queue_of(&udp([10, 0, 0, 1], 1, [1, 1, 1, 1], 2), 1), 0);
         assert_eq!(queue_of(&[0u8; 20], 4), 0, "non-IP: queue 0");
+    }
+
+    #[test]
+    fn a_packet_after_its_flow_changed_direction_waits_for_the_reply() {
+        let s = Sides::default_inside();
+        let mut plan = Plan::default();
+        let out = udp([10, 0, 0, 1], 1, [1, 1, 1, 1], 2);
+        let back = udp([1, 1, 1, 1], 2, [10, 0, 0, 1], 1);
+        let other = udp([10, 0, 0, 2], 1, [1, 1, 1, 1], 2);
+        for f in [&out, &out, &other, &back, &back, &out, &other] {
+            plan.push(f, &s, 1);
+        }
+        let marks: Vec<bool> = (0..plan.len())
+            .map(|i| plan.packet(i).after_reply)
+            .collect();
+        assert_eq!(marks, [false, false, false, true, false, true, false]);
     }
 
     #[test]

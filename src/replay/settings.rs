@@ -26,6 +26,10 @@ pub struct ReplaySettings {
     pub idle_ms: u64,
     /// Packets in flight through the device under test at most; 0: no limit.
     pub window: u64,
+    /// Each flow's packets reach btblocker in capture order, both directions
+    /// (a reply waits for what it replies to); off: flat out, any order
+    /// across ports.
+    pub ordered: bool,
     pub received_dir: Option<PathBuf>,
     pub summary_json: Option<PathBuf>,
     pub file_prefix: String,
@@ -47,6 +51,7 @@ impl ReplaySettings {
             connect_timeout_s: 30,
             idle_ms: 500,
             window: 128,
+            ordered: true,
             received_dir: None,
             summary_json: None,
             file_prefix: "btblocker-replay".to_owned(),

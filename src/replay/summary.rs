@@ -27,9 +27,16 @@ impl Counts {
 /// forwarded out of it.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct PortCounts {
+    /// The capture's packets (barriers not included).
     pub sent: Counts,
     pub received: Counts,
-    /// Packets sent / received per queue (the queue picks btblocker's worker).
+    /// Barrier frames (see `replay::barrier`) sent into / received from this
+    /// port: btblocker counts them too, so its rx on this port is
+    /// `sent.packets + barriers_sent`, its tx `received.packets + barriers_received`.
+    pub barriers_sent: u64,
+    pub barriers_received: u64,
+    /// Frames sent / received per queue, barriers included: what btblocker's
+    /// worker for that queue received from / sent to this port.
     pub sent_per_queue: Vec<u64>,
     pub received_per_queue: Vec<u64>,
 }
@@ -47,6 +54,8 @@ impl PortCounts {
         self.sent.add(other.sent.packets, other.sent.bytes);
         self.received
             .add(other.received.packets, other.received.bytes);
+        self.barriers_sent += other.barriers_sent;
+        self.barriers_received += other.barriers_received;
         for (a, b) in self.sent_per_queue.iter_mut().zip(&other.sent_per_queue) {
             *a += b;
         }
@@ -102,9 +111,9 @@ pub struct ReplaySummary {
     pub passes: Vec<PassSummary>,
     /// Packets sent per second of sending, over every pass.
     pub send_rate_pps: f64,
-    /// Packets that never came back and were given up on (dropped by the
-    /// device under test, or lost).
-    pub written_off: u64,
+    /// Packets that did not come back: a barrier came back without them, so
+    /// btblocker dropped them (banned hosts, BitTorrent flows).
+    pub dropped: u64,
     /// Received packets not kept for `--received-dir` (more came back than
     /// was sent).
     pub not_recorded: u64,
@@ -121,7 +130,7 @@ impl ReplaySummary {
             outside: PortCounts::new(queues),
             passes: Vec::new(),
             send_rate_pps: 0.0,
-            written_off: 0,
+            dropped: 0,
             not_recorded: 0,
         }
     }
@@ -176,14 +185,15 @@ impl ReplaySummary {
         row("total", Side::Outside, &self.outside);
         let _ = writeln!(
             s,
-            "send rate {:.0} packets/s; {} packets did not come back (dropped by btblocker or lost)",
-            self.send_rate_pps, self.written_off_or_missing()
+            "send rate {:.0} packets/s; {} packets did not come back (dropped by btblocker)",
+            self.send_rate_pps,
+            self.missing()
         );
         s
     }
 
     /// Sent minus received over both ports.
-    pub fn written_off_or_missing(&self) -> u64 {
+    pub fn missing(&self) -> u64 {
         (self.inside.sent.packets + self.outside.sent.packets)
             .saturating_sub(self.inside.received.packets + self.outside.received.packets)
     }
@@ -301,6 +311,7 @@ mod tests {
         let mut p1 = PassSummary::new(1, 2);
         p1.port(Side::Inside).sent.add(6, 600);
         p1.inside.sent_per_queue[1] = 6;
+        p1.inside.barriers_sent = 2;
         p1.port(Side::Outside).sent.add(4, 400);
         p1.port(Side::Outside).received.add(6, 600);
         p1.port(Side::Inside).received.add(3, 300);
@@ -318,8 +329,9 @@ mod tests {
             }
         );
         assert_eq!(sum.inside.sent_per_queue, vec![0, 12]);
+        assert_eq!(sum.inside.barriers_sent, 4);
         assert_eq!(sum.outside.received.packets, 12);
-        assert_eq!(sum.written_off_or_missing(), 2);
+        assert_eq!(sum.missing(), 2);
         assert_eq!(sum.send_rate_pps, 10.0);
         let text = sum.render_text();
         assert!(text.contains("10 packets per pass (1 skipped"), "{text}");
