@@ -28,6 +28,9 @@ const POOL_CACHE: u32 = 256;
 /// The window is full and nothing came back for this long: probe with
 /// barriers to learn what btblocker dropped.
 const STALL: Duration = Duration::from_millis(2);
+/// A reply waits on what it answers; after this long with nothing back, a
+/// barrier finds out whether btblocker dropped it.
+const REPLY_PROBE: Duration = Duration::from_micros(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -323,8 +326,12 @@ impl<'a> Sender<'a> {
                 // btblocker (came back, or a barrier says it was dropped).
                 let other = first.side.peer();
                 if ordered && first.after_reply && self.flight.in_flight(other, first.queue) > 0 {
-                    self.send_barrier(other, first.queue);
                     self.check_stuck(now, other, first.queue)?;
+                    // Forwarded packets are back within microseconds; only
+                    // when nothing moves is a barrier needed to find drops.
+                    if now.saturating_sub(self.last_progress.1) >= ticks(REPLY_PROBE, self.hz) {
+                        self.send_barrier(other, first.queue);
+                    }
                     continue;
                 }
                 let room = match self.window.room(

@@ -185,9 +185,10 @@ impl ReplaySummary {
         row("total", Side::Outside, &self.outside);
         let _ = writeln!(
             s,
-            "send rate {:.0} packets/s; {} packets did not come back (dropped by btblocker)",
+            "send rate {:.0} packets/s; {} packets did not come back (dropped by btblocker); {} barrier frames sent",
             self.send_rate_pps,
-            self.missing()
+            self.missing(),
+            self.inside.barriers_sent + self.outside.barriers_sent
         );
         s
     }
