@@ -59,6 +59,8 @@ pub enum ReplayError {
     },
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("packet {0} of the capture does not fit an mbuf")]
+    FrameTooLong(usize),
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error("cannot write the summary to {path}: {source}")]
@@ -370,7 +372,8 @@ impl<'a> Sender<'a> {
                     Ok(()) => {}
                     // The driver and the receive path give mbufs back.
                     Err(FillError::PoolEmpty) => continue,
-                    Err(FillError::TooLong) => unreachable!("the plan holds frames <= MAX_FRAME"),
+                    // The plan holds frames <= MAX_FRAME, well within an mbuf.
+                    Err(FillError::TooLong) => return Err(ReplayError::FrameTooLong(next)),
                 }
                 for (slot, k) in (next..end).enumerate() {
                     self.pending_lens[slot] = plan.frame(k).len() as u32;
