@@ -16,6 +16,7 @@ use crate::replay::barrier;
 use crate::replay::flight::Flight;
 use crate::replay::pacing::{Pacer, Room, Window};
 use crate::replay::settings::remove_stale_socket;
+use crate::replay::settings::MAX_QUEUES;
 use crate::replay::summary::{queue_slot, RecordError};
 use crate::replay::SettingsError;
 use crate::replay::{PassSummary, Plan, PlanError, Recorder, ReplaySettings, ReplaySummary, Side};
@@ -245,6 +246,9 @@ impl<'a> Sender<'a> {
     fn run(&mut self) -> Result<(), ReplayError> {
         for pass in 1..=self.settings.passes {
             self.pass = PassSummary::new(pass, self.settings.queues);
+            if pass == 1 {
+                self.warm_up()?;
+            }
             self.send_pass()?;
             self.settle()?;
             let last = pass == self.settings.passes;
@@ -289,26 +293,91 @@ impl<'a> Sender<'a> {
         Ok(())
     }
 
-    /// Sends a barrier into `side` on `queue` unless one is out already.
-    fn send_barrier(&mut self, side: Side, queue: u16) {
-        if self.flight.barrier_out(side, queue) {
-            return;
+    /// The vhost link comes up when btblocker's virtio_user port starts, but
+    /// virtio's start then flushes whatever already sits in its RX rings,
+    /// uncounted. So before the capture, a barrier goes round every port and
+    /// queue (again each second until it comes back). Only barriers that came
+    /// back are counted, as sent and received: btblocker never saw the others.
+    fn warm_up(&mut self) -> Result<(), ReplayError> {
+        let resend = ticks(Duration::from_secs(1), self.hz);
+        let limit = ticks(
+            Duration::from_secs(self.settings.connect_timeout_s),
+            self.hz,
+        );
+        let start = tsc();
+        let mut last_sent = [[None::<u64>; MAX_QUEUES as usize]; 2];
+        loop {
+            self.poll_rx();
+            let now = tsc();
+            let mut missing = None;
+            for side in Side::BOTH {
+                for q in 0..self.settings.queues {
+                    if self.flight.barriers_back(side, q) > 0 {
+                        continue;
+                    }
+                    missing.get_or_insert((side, q));
+                    let slot = &mut last_sent[side.index()][usize::from(q)];
+                    if slot.is_none_or(|t| now.saturating_sub(t) >= resend)
+                        && self.put_barrier(side, q)
+                    {
+                        *slot = Some(now);
+                    }
+                }
+            }
+            let Some((side, queue)) = missing else {
+                break;
+            };
+            if now.saturating_sub(start) >= limit || self.stop.load(Relaxed) {
+                return Err(ReplayError::Stuck {
+                    side: side.name(),
+                    queue,
+                    secs: self.settings.connect_timeout_s,
+                });
+            }
         }
+        for side in Side::BOTH {
+            for q in 0..self.settings.queues {
+                let back = self.flight.barriers_back(side, q);
+                let port = self.pass.port(side);
+                port.barriers_sent += back;
+                port.sent_per_queue[queue_slot(q)] += back;
+            }
+        }
+        info!(
+            "every port and queue forwards: warm-up took {:.3} s",
+            ns_since(start, tsc(), self.hz) as f64 / 1e9
+        );
+        Ok(())
+    }
+
+    /// Puts one barrier frame on `side`'s queue; false if it did not go.
+    fn put_barrier(&mut self, side: Side, queue: u16) -> bool {
         if self
             .barrier
             .fill_from(self.pool, std::iter::once(&barrier::FRAME[..]))
             .is_err()
         {
-            return; // the pool refills as the driver sends and we receive
+            return false; // the pool refills as the driver sends and we receive
         }
         if self.barrier.tx_burst(self.ids[side.index()], queue) == 1 {
             self.barrier.clear();
+            true
+        } else {
+            self.barrier.free_from(0);
+            false
+        }
+    }
+
+    /// Sends a barrier into `side` on `queue` unless one is out already.
+    fn send_barrier(&mut self, side: Side, queue: u16) {
+        if self.flight.barrier_out(side, queue) {
+            return;
+        }
+        if self.put_barrier(side, queue) {
             self.flight.barrier_sent(side, queue);
             let port = self.pass.port(side);
             port.barriers_sent += 1;
             port.sent_per_queue[queue_slot(queue)] += 1;
-        } else {
-            self.barrier.free_from(0);
         }
     }
 

@@ -14,6 +14,8 @@ struct Lane {
     /// `sent` when the outstanding barrier went (a lane is FIFO: what was
     /// sent after the barrier comes back after it).
     barrier_out: Option<u64>,
+    /// Barriers back from this lane, ours or not (the warm-up counts them).
+    barriers_back: u64,
 }
 
 impl Lane {
@@ -60,6 +62,7 @@ impl Flight {
     /// what was sent before it and is not back was dropped. Returns how many.
     pub fn barrier_back(&mut self, side: Side, queue: u16) -> u64 {
         let lane = self.lane(side, queue);
+        lane.barriers_back += 1;
         let Some(sent_before) = lane.barrier_out.take() else {
             return 0; // not ours to settle (a stray barrier)
         };
@@ -73,6 +76,11 @@ impl Flight {
         self.lanes[side.index()][usize::from(queue.min(MAX_QUEUES - 1))]
             .barrier_out
             .is_some()
+    }
+
+    /// Barriers that came back from `side`'s lane `queue`, settling or not.
+    pub fn barriers_back(&self, side: Side, queue: u16) -> u64 {
+        self.lanes[side.index()][usize::from(queue.min(MAX_QUEUES - 1))].barriers_back
     }
 
     pub fn in_flight(&self, side: Side, queue: u16) -> u64 {
@@ -126,5 +134,7 @@ mod tests {
         assert_eq!(f.barrier_back(Side::Outside, 1), 2);
         assert_eq!(f.in_flight(Side::Outside, 1), 4);
         assert_eq!(f.barrier_back(Side::Outside, 1), 0, "no barrier out");
+        assert_eq!(f.barriers_back(Side::Outside, 1), 2);
+        assert_eq!(f.barriers_back(Side::Inside, 1), 1);
     }
 }
