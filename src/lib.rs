@@ -13,6 +13,7 @@ pub mod dpi;
 pub mod flow;
 pub mod metrics;
 pub mod pipeline;
+pub mod replay;
 pub mod report;
 pub mod stats;
 pub mod wire;

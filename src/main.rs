@@ -47,12 +47,91 @@ enum Command {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Traffic generator for the virtio testbed: owns two net_vhost ports
+    /// (vhost-user servers) that btblocker's virtio_user ports connect to,
+    /// replays captures through btblocker and records what comes back.
+    Replay(ReplayArgs),
     /// Validate a YAML config without starting DPDK. Exit status 2 when invalid.
     CheckConfig {
         /// The YAML config to validate.
         #[arg(value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Capture to send (pcap or pcapng, Ethernet); repeat for several, sent in order.
+    #[arg(long = "pcap", value_name = "FILE", required = true)]
+    pcaps: Vec<PathBuf>,
+    /// vhost-user socket btblocker's inside virtio_user port connects to.
+    #[arg(long, value_name = "PATH")]
+    inside_sock: PathBuf,
+    /// vhost-user socket btblocker's outside virtio_user port connects to.
+    #[arg(long, value_name = "PATH")]
+    outside_sock: PathBuf,
+    /// Addresses that are inside (subscribers): a packet from one goes into
+    /// the inside port, any other into the outside port. Repeatable.
+    /// [default: 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7]
+    #[arg(long, value_name = "CIDR")]
+    inside: Vec<String>,
+    /// vhost queues per port (= btblocker workers); a symmetric flow hash picks the queue.
+    #[arg(long, default_value_t = 1)]
+    queues: u16,
+    /// Packets per second over both ports [default: flat out].
+    #[arg(long, value_name = "PPS")]
+    rate: Option<u64>,
+    /// Replay the whole capture this many times.
+    #[arg(long, default_value_t = 1)]
+    passes: u32,
+    /// Pause between passes, receiving (lets bans publish).
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pause_ms: u64,
+    /// How long to wait for btblocker to connect (and to take packets).
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    connect_timeout_s: u64,
+    /// After the last pass, stop receiving after this long with nothing.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    idle_ms: u64,
+    /// Most packets in flight through btblocker (sent, not yet back); 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    window: u64,
+    /// Do not hold a flow's reply until what it answers went through btblocker
+    /// (faster; btblocker may then see a flow's two directions out of order).
+    #[arg(long)]
+    unordered: bool,
+    /// Write what came back: DIR/inside-rx.pcap, DIR/outside-rx.pcap.
+    #[arg(long, value_name = "DIR")]
+    received_dir: Option<PathBuf>,
+    /// Write sent/received packets and bytes per port and per pass as JSON.
+    #[arg(long, value_name = "FILE")]
+    summary_json: Option<PathBuf>,
+    /// EAL file prefix (each DPDK process needs its own).
+    #[arg(long, value_name = "P", default_value = "btblocker-replay")]
+    file_prefix: String,
+}
+
+impl ReplayArgs {
+    fn settings(
+        self,
+    ) -> Result<btblocker::replay::ReplaySettings, btblocker::replay::SettingsError> {
+        let mut s =
+            btblocker::replay::ReplaySettings::new(self.pcaps, self.inside_sock, self.outside_sock);
+        s.sides = btblocker::replay::parse_inside(&self.inside)?;
+        s.queues = self.queues;
+        s.rate_pps = self.rate;
+        s.passes = self.passes;
+        s.pause_ms = self.pause_ms;
+        s.connect_timeout_s = self.connect_timeout_s;
+        s.idle_ms = self.idle_ms;
+        s.window = self.window;
+        s.ordered = !self.unordered;
+        s.received_dir = self.received_dir;
+        s.summary_json = self.summary_json;
+        s.file_prefix = self.file_prefix;
+        s.validate()?;
+        Ok(s)
+    }
 }
 
 fn main() -> ExitCode {
@@ -84,6 +163,13 @@ fn main() -> ExitCode {
             config,
             files,
         } => analyze(&files, config.as_deref(), json),
+        Command::Replay(args) => match args.settings() {
+            Ok(settings) => replay(&settings),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
     }
 }
 
@@ -151,5 +237,22 @@ fn run(path: &std::path::Path, summary_json: Option<PathBuf>) -> ExitCode {
 #[cfg(not(feature = "dpdk"))]
 fn run(_path: &std::path::Path, _summary_json: Option<PathBuf>) -> ExitCode {
     eprintln!("error: this btblocker was built without the `dpdk` feature; rebuild with default features to run the dataplane");
+    ExitCode::FAILURE
+}
+
+#[cfg(feature = "dpdk")]
+fn replay(settings: &btblocker::replay::ReplaySettings) -> ExitCode {
+    match btblocker::dpdk::replay::run(settings) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn replay(_settings: &btblocker::replay::ReplaySettings) -> ExitCode {
+    eprintln!("error: this btblocker was built without the `dpdk` feature; rebuild with default features to replay");
     ExitCode::FAILURE
 }

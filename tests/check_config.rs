@@ -93,6 +93,19 @@ fn a_good_config_is_ok() {
     );
 }
 
+/// The shipped virtio testbed config (README: "Virtio testbed").
+#[test]
+fn the_virtio_testbed_config_is_ok() {
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dpdk-config/virtio-testbed.yaml");
+    let out = check_config(&file);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!("{}: ok (2 ports, 1 workers, mode Inline)\n", file.display())
+    );
+}
+
 #[test]
 fn a_missing_file_is_refused() {
     let path = std::env::temp_dir().join(format!(

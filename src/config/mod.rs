@@ -112,6 +112,7 @@ mod field;
 mod flows;
 mod lcores;
 mod names;
+pub(crate) use names::is_file_prefix;
 mod pipeline;
 mod ports;
 mod raw;

@@ -100,7 +100,7 @@ fn is_word(text: &str) -> bool {
 }
 
 /// `[A-Za-z0-9_-]+`: EAL builds runtime file paths from the prefix.
-pub(super) fn is_file_prefix(text: &str) -> bool {
+pub(crate) fn is_file_prefix(text: &str) -> bool {
     !text.is_empty()
         && text
             .bytes()

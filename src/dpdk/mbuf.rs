@@ -3,6 +3,7 @@
 use std::ptr;
 
 use super::ffi;
+use super::mempool::Mempool;
 
 /// The largest burst a worker asks for (config caps `burst_size` at this).
 pub const MAX_BURST: usize = 512;
@@ -114,6 +115,94 @@ impl MbufArray {
             };
         }
         self.len = 0;
+    }
+}
+
+/// Why [`MbufArray::fill_from`] built nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FillError {
+    /// The pool has fewer free mbufs than frames (they come back as the
+    /// driver sends and the receiver frees).
+    PoolEmpty,
+    /// A frame is longer than an mbuf's room.
+    TooLong,
+}
+
+impl MbufArray {
+    /// Appends one fresh mbuf from `pool` per frame, holding a copy of it.
+    /// All or nothing: on error no mbuf is taken from the pool.
+    pub fn fill_from<'a>(
+        &mut self,
+        pool: &Mempool,
+        frames: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+    ) -> Result<(), FillError> {
+        let n = frames.len();
+        if n == 0 {
+            return Ok(());
+        }
+        assert!(
+            self.len + n <= MAX_BURST,
+            "a burst holds at most MAX_BURST mbufs"
+        );
+        let room = ffi::RTE_MBUF_DEFAULT_BUF_SIZE as usize - ffi::RTE_PKTMBUF_HEADROOM as usize;
+        if frames.clone().any(|f| f.len() > room) {
+            return Err(FillError::TooLong);
+        }
+        // SAFETY: bufs[len..len + n] is in bounds (asserted above) and receives
+        // n mbuf pointers; pool.raw is a live pktmbuf pool.
+        let rc = unsafe {
+            ffi::rte_pktmbuf_alloc_bulk(pool.raw, self.bufs.as_mut_ptr().add(self.len), n as u32)
+        };
+        if rc != 0 {
+            return Err(FillError::PoolEmpty);
+        }
+        for (k, frame) in frames.enumerate() {
+            let m = self.bufs[self.len + k];
+            // SAFETY: m is a freshly allocated, reset mbuf this array owns: one
+            // segment, data_off at the headroom, buf_len of the pool's data
+            // room, so `room` >= frame.len() bytes are writable at
+            // buf_addr + data_off (checked above against the pool's size).
+            unsafe {
+                let mb = &mut *m;
+                let dst = (mb.buf_addr as *mut u8).add(mb.data_off as usize);
+                std::ptr::copy_nonoverlapping(frame.as_ptr(), dst, frame.len());
+                mb.data_len = frame.len() as u16;
+                mb.pkt_len = frame.len() as u32;
+            }
+        }
+        self.len += n;
+        Ok(())
+    }
+
+    /// The segments of packet `i`, first to last (a packet the driver
+    /// received into a chain of mbufs).
+    pub fn segments(&self, i: usize) -> impl Iterator<Item = &[u8]> {
+        let mut m = self.bufs[..self.len][i];
+        std::iter::from_fn(move || {
+            if m.is_null() {
+                return None;
+            }
+            // SAFETY: m is packet i's head (a live mbuf this array owns, see
+            // `frame`) or a later segment of its chain, which the head owns;
+            // each holds data_len initialised bytes at buf_addr + data_off, and
+            // the chain ends with a null `next`. The slices borrow self.
+            unsafe {
+                let mb = &*m;
+                m = mb.next;
+                Some(std::slice::from_raw_parts(
+                    (mb.buf_addr as *const u8).add(mb.data_off as usize),
+                    mb.data_len as usize,
+                ))
+            }
+        })
+    }
+
+    /// Forgets the first `n` mbufs (the driver took them) and moves the rest
+    /// to the front.
+    pub fn consume_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.bufs.copy_within(n..self.len, 0);
+        self.len -= n;
     }
 }
 

@@ -7,6 +7,7 @@ mod lcore;
 mod mbuf;
 mod mempool;
 mod port;
+pub mod replay;
 pub mod runtime;
 mod worker;
 
