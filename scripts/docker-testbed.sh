@@ -10,7 +10,7 @@
 # Images: BTB_IMAGES=official uses rust:1-bookworm + debian:bookworm-slim
 # (pulled); BTB_IMAGES=local builds stand-ins without pulling anything
 # (scripts/docker-base-image.sh: debootstrap; scripts/docker-rust-image.sh: the
-# host's Rust toolchain); auto (default) tries to pull and falls back to local.
+# host's Rust toolchain; the crates from `cargo vendor`); auto (default) tries to pull and falls back to local.
 # BTB_MIX_DIR: the captures (default ../shared/corpus/ndpi, else data/demo.pcap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,10 @@ case "$images" in
   local)
     scripts/docker-base-image.sh btblocker/base:bookworm
     scripts/docker-rust-image.sh btblocker/rust:bookworm btblocker/base:bookworm
+    # The crates too: the build stage may not reach crates.io (no network, or
+    # a TLS-intercepting proxy whose CA only the host trusts).
+    say "cargo vendor --locked docker/vendor"
+    cargo vendor --locked -q docker/vendor >/dev/null
     export BUILD_IMAGE=btblocker/rust:bookworm RUNTIME_IMAGE=btblocker/base:bookworm ;;
   *) say "BTB_IMAGES must be auto, official or local" >&2; exit 2 ;;
 esac
