@@ -2,10 +2,11 @@
 #   make run    install what is missing, build (release), replay the bundled
 #               capture through the real DPDK dataplane, print what it found
 #   make test   install what is missing, then fmt check, clippy, every test
+#   make test-docker   the docker testbed end to end (minutes: builds images)
 CARGO ?= cargo
 RELEASE_BIN := target/release/btblocker
 
-.PHONY: run test deps build check-config fmt clippy unit-test clean
+.PHONY: run test deps build check-config check-packaging test-docker fmt clippy unit-test clean
 
 deps:
 	@scripts/install-deps.sh
@@ -20,6 +21,21 @@ run: build
 check-config: build
 	@for f in dpdk-config/*.yaml; do $(RELEASE_BIN) check-config $$f || exit 1; done
 
+# The systemd unit and the Vagrantfile cannot run here; check what can be checked:
+# systemd-analyze verify (unit syntax, directives, the ExecStart binary) and
+# ruby -c (Vagrantfile syntax), each only where the tool is installed.
+check-packaging: build
+	@unit=$$(mktemp -d)/btblocker.service; \
+	sed 's|/usr/local/bin/btblocker|$(CURDIR)/$(RELEASE_BIN)|g' packaging/btblocker.service >$$unit; \
+	if command -v systemd-analyze >/dev/null; then systemd-analyze verify $$unit && echo "packaging/btblocker.service: ok"; \
+	else echo "check-packaging: no systemd-analyze, unit not checked"; fi; rm -rf $$(dirname $$unit)
+	@if command -v ruby >/dev/null; then ruby -c Vagrantfile; else echo "check-packaging: no ruby, Vagrantfile not checked"; fi
+	@bash -n scripts/provision-runtime.sh scripts/vagrant-provision.sh scripts/vagrant-send.sh scripts/docker-testbed.sh
+
+# Outside `make test`: builds docker images and runs two containers (see README).
+test-docker:
+	scripts/docker-testbed.sh
+
 fmt:
 	$(CARGO) fmt --all -- --check
 
@@ -27,7 +43,7 @@ clippy: deps
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --no-default-features --all-targets -- -D warnings
 
-test: deps fmt clippy
+test: deps fmt clippy check-config check-packaging
 	$(CARGO) test --no-default-features
 	$(CARGO) test --release
 
