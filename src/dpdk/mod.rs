@@ -8,6 +8,7 @@ mod mbuf;
 mod mempool;
 mod port;
 pub mod runtime;
+mod telemetry;
 mod worker;
 
 /// An error from a DPDK call, with the call and DPDK's own explanation.
