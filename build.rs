@@ -45,7 +45,7 @@ mod dpdk {
             .header(src.join("wrapper.h").to_string_lossy())
             .clang_args(&cflags)
             .clang_arg(format!("-I{}", src.display()))
-            .allowlist_function("rte_(eal|eth|pktmbuf|mempool|lcore|socket|strerror|exit|delay|get_tsc|rdtsc|thread|version|telemetry|dev_).*")
+            .allowlist_function("rte_(eal|eth|pktmbuf|mempool|lcore|socket|strerror|exit|delay|get_tsc|rdtsc|thread|version|telemetry|tel_|dev_).*")
             .allowlist_function("btb_.*")
             .allowlist_type("rte_.*")
             .allowlist_var("RTE_.*")

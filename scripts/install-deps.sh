@@ -4,7 +4,7 @@
 # pkg-config, libpcap. Debian 12 / Ubuntu 22.04+. Idempotent and quiet when
 # everything is there.
 set -euo pipefail
-packages=(libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev libpcap-dev gcc make)
+packages=(libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev libpcap-dev gcc make iproute2 python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::ban::{
-    self, AddOutcome, Allowlist, BanKey, BanPolicy, BanTable, Decision, DetectionEvent,
+    self, AddOutcome, Allowlist, BanEntry, BanKey, BanPolicy, BanTable, Decision, DetectionEvent,
     EventConsumer, Journal, JournalConfig, JournalError, SnapshotReader,
 };
 use crate::config::{BanConfig, BanTarget, NetworksConfig};
@@ -31,6 +31,20 @@ pub enum ControlError {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// The reason recorded for a ban made by `btblocker bans add`.
+pub const MANUAL_REASON: &str = "manual";
+
+/// Why `bans add` did not ban.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManualBanError {
+    #[error("{0} is never banned (multicast, broadcast, unspecified or loopback)")]
+    NotBannable(IpAddr),
+    #[error("{0} is in ban.allowlist: not banned")]
+    Allowlisted(IpAddr),
+    #[error("not banning {0}: the ban table is full (ban.max_entries, when_full: refuse)")]
+    Full(IpAddr),
 }
 
 /// Totals the control plane reports.
@@ -243,11 +257,15 @@ impl BanControl {
     }
 
     fn ban(&mut self, key: BanKey, reason: &str, now_ms: u64) -> AddOutcome {
-        let outcome = self.table.add(key, self.ttl, reason, now_ms);
+        self.ban_for(key, self.ttl, reason, now_ms)
+    }
+
+    fn ban_for(&mut self, key: BanKey, ttl: Duration, reason: &str, now_ms: u64) -> AddOutcome {
+        let outcome = self.table.add(key, ttl, reason, now_ms);
         match outcome {
             AddOutcome::Added | AddOutcome::Refreshed | AddOutcome::EvictedOldest(_) => {
                 if outcome == AddOutcome::Added {
-                    info!("banned {key} ({reason}) for {} s", self.ttl.as_secs());
+                    info!("banned {key} ({reason}) for {} s", ttl.as_secs());
                 }
                 if let (Some(j), Some(entry)) = (&mut self.journal, self.table.get(&key)) {
                     if let Err(e) = j.append_add(&key, entry) {
@@ -266,6 +284,92 @@ impl BanControl {
             }
         }
         outcome
+    }
+
+    /// Every ban in force, sorted by address (for `bans list`).
+    pub fn list(&self) -> Vec<(BanKey, BanEntry)> {
+        self.table.list()
+    }
+
+    /// At most `limit` bans, sorted by address, and how many there are in
+    /// all. Cheap with a million bans: only `limit` entries are copied.
+    pub fn first_bans(&self, limit: usize) -> (Vec<(BanKey, BanEntry)>, usize) {
+        let mut some: Vec<_> = self
+            .table
+            .iter()
+            .take(limit)
+            .map(|(k, e)| (*k, e.clone()))
+            .collect();
+        some.sort_unstable_by_key(|(k, _)| *k);
+        (some, self.table.len())
+    }
+
+    /// An operator's ban (`bans add`): reason "manual", for `ttl` or
+    /// `ban.ttl_s`. Journaled and published at once: the workers enforce it
+    /// from their next burst. Returns the entry and whether it is new (an
+    /// existing ban is extended, never shortened, and keeps its reason).
+    pub fn add_manual(
+        &mut self,
+        ip: IpAddr,
+        ttl: Option<Duration>,
+        now_ms: u64,
+    ) -> Result<(BanEntry, bool), ManualBanError> {
+        if !bannable(ip) {
+            return Err(ManualBanError::NotBannable(ip));
+        }
+        let key = BanKey::from(ip);
+        let outcome = self.ban_for(key, ttl.unwrap_or(self.ttl), MANUAL_REASON, now_ms);
+        let new = match outcome {
+            AddOutcome::Added | AddOutcome::EvictedOldest(_) => true,
+            AddOutcome::Refreshed => false,
+            AddOutcome::RefusedAllowlisted => return Err(ManualBanError::Allowlisted(ip)),
+            AddOutcome::RefusedFull => return Err(ManualBanError::Full(ip)),
+        };
+        self.commit_operator_change(now_ms);
+        let entry = self.table.get(&key).cloned();
+        entry.map(|e| (e, new)).ok_or(ManualBanError::Full(ip))
+    }
+
+    /// Lifts the ban on `ip` (`bans del`), journaled and published at once.
+    /// A denylisted host is banned again at the next start.
+    pub fn remove(&mut self, ip: IpAddr, now_ms: u64) -> Option<BanEntry> {
+        let key = BanKey::from(ip);
+        let removed = self.table.remove(&key)?;
+        info!("ban on {key} lifted by an operator");
+        if let Some(j) = &mut self.journal {
+            if let Err(e) = j.append_del(&key) {
+                warn!("{e}");
+            }
+        }
+        self.commit_operator_change(now_ms);
+        Some(removed)
+    }
+
+    /// Lifts every ban (`bans flush`), journaled and published at once.
+    /// Returns how many.
+    pub fn flush(&mut self, now_ms: u64) -> usize {
+        let n = self.table.flush();
+        info!("{n} ban(s) lifted by an operator (flush)");
+        if let Some(j) = &mut self.journal {
+            if let Err(e) = j.append_flush() {
+                warn!("{e}");
+            }
+        }
+        self.commit_operator_change(now_ms);
+        n
+    }
+
+    /// Operator commands are rare and expected to stick: publish now and
+    /// fsync the journal now rather than at the next flush interval.
+    fn commit_operator_change(&mut self, now_ms: u64) {
+        if self.table.has_unpublished_changes() {
+            self.table.publish();
+        }
+        if let Some(j) = &mut self.journal {
+            if let Err(e) = j.sync(now_ms) {
+                warn!("{e}");
+            }
+        }
     }
 
     /// Flushes and fsyncs the journal: a clean stop loses nothing.

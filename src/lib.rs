@@ -12,6 +12,7 @@ pub mod detection_log;
 pub mod dpi;
 pub mod flow;
 pub mod metrics;
+pub mod ops;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

@@ -51,6 +51,23 @@ enum Command {
     /// (vhost-user servers) that btblocker's virtio_user ports connect to,
     /// replays captures through btblocker and records what comes back.
     Replay(ReplayArgs),
+    /// Show, add and lift bans in the running daemon, over its control socket.
+    #[command(
+        long_about = "Show, add and lift bans in the running daemon. The commands talk to \
+the daemon over its Unix control socket (YAML `control.socket`, default \
+/run/btblocker/control.sock, mode 0600: run them as the daemon's user). The socket is \
+--socket PATH, else the control.socket of -c CONFIG, else the default.\n\n\
+Every change is journaled to ban.state_file and reaches the workers at their next \
+burst.\n\n\
+Exit status: 0 done; 1 the daemon is not running or refused (the reason is printed); \
+2 bad arguments (e.g. not an IP address) or an invalid CONFIG."
+    )]
+    Bans {
+        #[command(flatten)]
+        socket: SocketArgs,
+        #[command(subcommand)]
+        command: BansCommand,
+    },
     /// Validate a YAML config without starting DPDK. Exit status 2 when invalid.
     CheckConfig {
         /// The YAML config to validate.
@@ -134,10 +151,53 @@ impl ReplayArgs {
     }
 }
 
+/// Where the daemon's control socket is.
+#[derive(clap::Args)]
+struct SocketArgs {
+    /// The control socket [default: /run/btblocker/control.sock].
+    #[arg(long, value_name = "PATH", global = true, conflicts_with = "config")]
+    socket: Option<PathBuf>,
+    /// Take the socket from this YAML config's `control.socket`.
+    #[arg(short, long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum BansCommand {
+    /// Every ban in force: IP, reason (detector, manual or denylist), hits,
+    /// first seen (UTC), time left.
+    List {
+        /// One JSON object: {"ok":true,"bans":[{"ip","reason","first_seen_ms",
+        /// "last_seen_ms","hits","expires_ms","remaining_ms"}]} (times in unix
+        /// ms; expires_ms and remaining_ms null for a static ban).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban a host by hand (reason "manual"). Refused for an allowlisted
+    /// address and for multicast, broadcast, unspecified or loopback ones. An
+    /// existing ban is extended (never shortened) and keeps its reason.
+    Add {
+        /// IPv4 or IPv6 address.
+        ip: std::net::IpAddr,
+        /// How long: 90s, 30m, 5h, 2d, 1h30m ... [default: the daemon's ban.ttl_s]
+        #[arg(long, value_name = "DURATION", value_parser = btblocker::ops::client::parse_ttl)]
+        ttl: Option<std::time::Duration>,
+    },
+    /// Lift the ban on a host; its traffic flows again from the workers' next
+    /// burst. A denylisted host is banned again at the next start.
+    Del {
+        /// IPv4 or IPv6 address.
+        ip: std::net::IpAddr,
+    },
+    /// Lift every ban, denylisted ones included (until the next start).
+    Flush,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
+        Command::Bans { socket, command } => bans(&socket, command),
         Command::CheckConfig { config } => match btblocker::config::load_file(&config) {
             Ok(cfg) => {
                 println!(
@@ -200,6 +260,60 @@ fn analyze(files: &[PathBuf], config: Option<&std::path::Path>, json: bool) -> E
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn bans(socket: &SocketArgs, command: BansCommand) -> ExitCode {
+    use btblocker::ops::{client, Reply, Request};
+    let path = match (&socket.socket, &socket.config) {
+        (Some(path), _) => path.clone(),
+        (None, Some(config)) => match btblocker::config::load_file(config) {
+            Ok(cfg) => match cfg.control.socket {
+                Some(path) => path,
+                None => {
+                    eprintln!(
+                        "error: {} switches the control socket off (control.socket)",
+                        config.display()
+                    );
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        (None, None) => PathBuf::from(btblocker::config::DEFAULT_SOCKET),
+    };
+    let (request, json) = match command {
+        BansCommand::List { json } => (Request::List, json),
+        BansCommand::Add { ip, ttl } => (
+            Request::Add {
+                ip,
+                ttl_s: ttl.map(|d| d.as_secs()),
+            },
+            false,
+        ),
+        BansCommand::Del { ip } => (Request::Del { ip }, false),
+        BansCommand::Flush => (Request::Flush, false),
+    };
+    match client::send(&path, &request) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(Reply::Error { error, .. }) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+        Ok(reply) if json => {
+            println!("{}", serde_json::to_string(&reply).expect("plain data"));
+            ExitCode::SUCCESS
+        }
+        Ok(reply) => {
+            print!("{}", client::render_change(&reply));
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -38,7 +38,7 @@ fn config(s: &Scratch, rx: &Path, extra_device: &str, idle: bool, ban: &str) -> 
         "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {prefix}\n\
 ports:\n  - name: inside\n    device: net_pcap0,rx_pcap={rx}{extra_device},tx_pcap={out}\n    role: inside\n\
 pipeline:\n  control_lcore: 0\n  worker_lcores: [1]\n{idle}\
-metrics:\n  enabled: false\nban:\n  state_file: {state}\n  flush_ms: 100\n{ban}",
+metrics:\n  enabled: false\ncontrol:\n  enabled: false\nban:\n  state_file: {state}\n  flush_ms: 100\n{ban}",
         prefix = s.prefix,
         rx = rx.display(),
         out = out.display(),

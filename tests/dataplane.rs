@@ -32,7 +32,7 @@ fn pcap_port_config(
         "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {prefix}\n{lcores}\
 ports:\n  - name: inside\n    device: {device}\n    role: inside\n\
 pipeline:\n  mode: {mode}\n  control_lcore: 0\n  worker_lcores: {workers}\n  stop_after_idle_ms: 400\n\
-ban:\n  action: log_only\n  persist: false\nmetrics:\n  enabled: false\n",
+ban:\n  action: log_only\n  persist: false\nmetrics:\n  enabled: false\ncontrol:\n  enabled: false\n",
         prefix = s.prefix
     )
 }
@@ -157,7 +157,7 @@ fn two_null_ports_counters_add_up() {
     let yaml = format!(
         "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {}\n\
 ports:\n  - name: inside\n    device: net_null0\n    role: inside\n  - name: outside\n    device: net_null1\n    role: outside\n\
-pipeline:\n  mode: inline\n  control_lcore: 0\n  worker_lcores: [1]\nban:\n  persist: false\nmetrics:\n  enabled: false\n",
+pipeline:\n  mode: inline\n  control_lcore: 0\n  worker_lcores: [1]\nban:\n  persist: false\nmetrics:\n  enabled: false\ncontrol:\n  enabled: false\n",
         s.prefix
     );
     let cfg = s.write("config.yaml", &yaml);
@@ -249,7 +249,7 @@ fn metrics_scrape_matches_the_run() {
         "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {}\n\
 ports:\n  - name: inside\n    device: net_pcap0,rx_pcap={},tx_pcap={}\n    role: inside\n\
 pipeline:\n  worker_lcores: [1]\n  stats_interval_ms: 100\n  stop_after_idle_ms: 2500\n\
-ban:\n  action: log_only\n  persist: false\nmetrics:\n  listen: 127.0.0.1:{port}\n",
+ban:\n  action: log_only\n  persist: false\nmetrics:\n  listen: 127.0.0.1:{port}\ncontrol:\n  enabled: false\n",
         s.prefix,
         input.display(),
         s.path("out.pcap").display()

@@ -244,7 +244,11 @@ fn testbed(name: &str, workers: u16) {
             "/tmp/btblocker-virtio-bans.jsonl",
             &state_file.display().to_string(),
         )
-        .replace("127.0.0.1:9977", &format!("127.0.0.1:{metrics_port}"));
+        .replace("127.0.0.1:9977", &format!("127.0.0.1:{metrics_port}"))
+        .replace(
+            "/tmp/btb-testbed-control.sock",
+            &s.path("control.sock").display().to_string(),
+        );
     assert!(
         yaml.contains(&s.prefix) && yaml.contains("threshold: 1"),
         "{yaml}"

@@ -91,6 +91,10 @@
 //! metrics:                  # optional section: the Prometheus endpoint
 //!   enabled: true           # default true
 //!   listen: 127.0.0.1:9977  # default 127.0.0.1:9977; GET /metrics
+//! control:                  # optional section: operator commands
+//!   enabled: true           # default true
+//!   socket: /run/btblocker/control.sock # default; `btblocker bans …` talks
+//!                           #   to the daemon here (mode 0600); null: none
 //! networks:                 # optional section
 //!   inside: []              # CIDRs of the ISP's customers; when empty, a
 //!                           #   packet's side is its arrival port's role
@@ -104,10 +108,12 @@
 use std::path::Path;
 
 mod ban;
+mod control;
 mod dpi;
 mod eal;
 mod eal_args;
 pub use ban::{BanAction, BanConfig, BanTarget, NetworksConfig};
+pub use control::{ControlConfig, DEFAULT_SOCKET};
 mod field;
 mod flows;
 mod lcores;
@@ -129,6 +135,7 @@ pub struct Config {
     pub networks: NetworksConfig,
     pub log: crate::detection_log::DetectionLogConfig,
     pub metrics: MetricsConfig,
+    pub control: ControlConfig,
 }
 
 /// Each worker's flow table.
@@ -291,6 +298,7 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
     let networks = ban::validate_networks(raw.networks)?;
     let log = validate_log(raw.log)?;
     let metrics = validate_metrics(raw.metrics)?;
+    let control = control::validate(raw.control)?;
     Ok(Config {
         eal,
         ports,
@@ -301,6 +309,7 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
         networks,
         log,
         metrics,
+        control,
     })
 }
 

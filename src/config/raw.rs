@@ -12,7 +12,7 @@ use super::ports::RawPort;
 /// The sections the top level may hold, for the "not a mapping" message.
 /// Keep in step with the fields of [`RawConfig`] (a unit test checks it).
 pub(super) const SECTIONS: &[&str] = &[
-    "eal", "ports", "pipeline", "flows", "dpi", "ban", "networks", "log", "metrics",
+    "eal", "ports", "pipeline", "flows", "dpi", "ban", "networks", "log", "metrics", "control",
 ];
 
 #[derive(Deserialize)]
@@ -27,4 +27,5 @@ pub(super) struct RawConfig {
     pub networks: Option<Spanned<RawNetworks>>,
     pub log: Option<Spanned<crate::detection_log::DetectionLogConfig>>,
     pub metrics: Option<Spanned<super::RawMetrics>>,
+    pub control: Option<Spanned<super::control::RawControl>>,
 }

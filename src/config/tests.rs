@@ -94,6 +94,7 @@ fn a_minimal_config_gets_every_default() {
             networks: NetworksConfig::default(),
             log: Default::default(),
             metrics: MetricsConfig::default(),
+            control: ControlConfig::default(),
         }
     );
 }
@@ -276,11 +277,11 @@ fn an_empty_file_is_refused() {
 fn a_top_level_that_is_not_a_mapping_is_refused() {
     assert_eq!(
         err(&["# a list", "- ports"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics) (line 2)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control) (line 2)"
     );
     assert_eq!(
         err(&["42"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics) (line 1)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control) (line 1)"
     );
 }
 
@@ -312,12 +313,12 @@ fn duplicate_keys_are_refused() {
 fn unknown_sections_are_refused_with_the_known_ones() {
     assert_eq!(
         err(&two_ports_and(&["bans:", "  enabled: true"])),
-        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log, metrics (line 8)"
+        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control (line 8)"
     );
     // raw::SECTIONS feeds the "not a mapping" message: it must match serde's list.
     assert_eq!(
         raw::SECTIONS.join(", "),
-        "eal, ports, pipeline, flows, dpi, ban, networks, log, metrics"
+        "eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control"
     );
 }
 
@@ -972,4 +973,39 @@ fn no_truncation_of_a_full_config_panics() {
     }
     // The empty prefix and any prefix cut before the first port's role at least.
     assert!(refused > 100, "{refused}");
+}
+
+// ---- control ----------------------------------------------------------------
+
+#[test]
+fn the_control_socket_has_a_default_a_path_and_two_ways_off() {
+    let socket = |more: &[&str]| ok(&two_ports_and(more)).control.socket;
+    assert_eq!(socket(&[]), Some(std::path::PathBuf::from(DEFAULT_SOCKET)));
+    assert_eq!(
+        socket(&["control:", "  socket: target/c.sock"]),
+        Some("target/c.sock".into())
+    );
+    assert_eq!(socket(&["control:", "  socket: null"]), None);
+    assert_eq!(socket(&["control:", "  enabled: false"]), None);
+    assert_eq!(
+        socket(&["control:", "  enabled: true"]),
+        Some(DEFAULT_SOCKET.into())
+    );
+}
+
+#[test]
+fn a_control_socket_path_must_fit_a_unix_socket() {
+    let long = format!("  socket: /{}", "x".repeat(107));
+    assert_eq!(
+        err(&two_ports_and(&["control:", &long])),
+        "control.socket: 108 bytes is longer than a Unix socket path may be (107) (line 9)"
+    );
+    assert_eq!(
+        err(&two_ports_and(&["control:", "  socket: \"\""])),
+        "control.socket: must be a path (or null for no control socket) (line 9)"
+    );
+    assert_eq!(
+        err(&two_ports_and(&["control:", "  sockett: x"])),
+        "control.sockett: unknown key, expected one of: enabled, socket (line 9)"
+    );
 }

@@ -9,6 +9,7 @@ mod mempool;
 mod port;
 pub mod replay;
 pub mod runtime;
+mod telemetry;
 mod worker;
 
 /// An error from a DPDK call, with the call and DPDK's own explanation.

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::config::PortRole;
 use crate::control::{BanControl, ControlError};
 use crate::metrics::Metrics;
+use crate::ops::{ControlServer, Operator, ServerError};
 use crate::pipeline::{Pipeline, RingSink};
 use crate::report::{HwPortStats, RunSummary};
 use crate::stats::WorkerCounters;
@@ -42,6 +43,8 @@ pub enum RunError {
     Bans(#[from] ControlError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    #[error(transparent)]
+    Control(#[from] ServerError),
     #[error("cannot write the summary to {path}: {source}")]
     Summary {
         path: String,
@@ -62,9 +65,18 @@ struct ActivePort {
 }
 
 pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
+    // Before EAL: a second daemon on the same socket stops here, touching
+    // no DPDK resource.
+    let control_socket = cfg
+        .control
+        .socket
+        .as_deref()
+        .map(ControlServer::start)
+        .transpose()?;
     let args = cfg.eal_args();
     info!("starting EAL: {}", args.join(" "));
     let eal = Eal::init(&args)?;
+    super::telemetry::register()?;
     let workers = &cfg.pipeline.worker_lcores;
     for &w in workers {
         if !eal.lcore_enabled(w) {
@@ -138,9 +150,18 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
             .collect()
     };
     let hw = || -> Vec<HwPortStats> { ports.iter().map(|p| port::stats(p.id)).collect() };
-    control_loop(cfg, &stop, started, &mut bans, metrics.as_ref(), || {
-        RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views(), &hw())
-    });
+    let mut operator = Operator::new(control_socket);
+    control_loop(
+        cfg,
+        &stop,
+        started,
+        &mut bans,
+        &mut operator,
+        metrics.as_ref(),
+        || RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views(), &hw()),
+    );
+    // Commands from now on are told the daemon is stopping; the socket goes.
+    drop(operator);
 
     stop.store(true, Relaxed);
     let mut failed = None;
@@ -185,6 +206,7 @@ fn control_loop(
     stop: &AtomicBool,
     started: Instant,
     bans: &mut BanControl,
+    operator: &mut Operator,
     metrics: Option<&Metrics>,
     summary: impl Fn() -> RunSummary,
 ) {
@@ -194,9 +216,11 @@ fn control_loop(
     let mut last_rx = 0u64;
     let mut last_activity = Instant::now();
     let mut tick = 0u64;
+    operator.publish(&summary(), bans);
     while !stop.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(1));
         bans.tick(unix_now_ms());
+        operator.tick(bans, unix_now_ms());
         tick += 1;
         if !tick.is_multiple_of(10) {
             continue;
@@ -210,6 +234,7 @@ fn control_loop(
         }
         if now >= next_print {
             println!("{}", s.line());
+            operator.publish(&s, bans);
             if let Some(m) = metrics {
                 m.publish(&s, Some(&bans.counts()), None);
             }

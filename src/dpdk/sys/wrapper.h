@@ -8,6 +8,7 @@
 #include <rte_mempool.h>
 #include <rte_cycles.h>
 #include <rte_version.h>
+#include <rte_telemetry.h>
 
 /* rte_errno is a per-lcore TLS macro: bindgen cannot bind it. */
 int btb_errno(void);

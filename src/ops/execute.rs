@@ -1,0 +1,203 @@
+//! Carries out one operator request on the control loop, the only place that
+//! may change the ban table.
+use std::time::Duration;
+
+use super::protocol::{BanInfo, Reply, Request};
+use crate::ban::{BanEntry, BanKey};
+use crate::control::BanControl;
+
+/// Answers `request`; every change is journaled and published before the
+/// reply goes out.
+pub fn execute(bans: &mut BanControl, request: &Request, now_ms: u64) -> Reply {
+    match *request {
+        Request::List => Reply::Bans {
+            ok: true,
+            bans: bans
+                .list()
+                .into_iter()
+                .map(|(k, e)| ban_info(k, &e, now_ms))
+                .collect(),
+        },
+        Request::Add { ip, ttl_s } => {
+            let ttl = ttl_s.map(Duration::from_secs);
+            if ttl == Some(Duration::ZERO) {
+                return Reply::error("a ban's ttl must be at least 1 s");
+            }
+            match bans.add_manual(ip, ttl, now_ms) {
+                Ok((entry, new)) => Reply::Added {
+                    ok: true,
+                    ban: ban_info(BanKey::from(ip), &entry, now_ms),
+                    new,
+                },
+                Err(e) => Reply::error(e.to_string()),
+            }
+        }
+        Request::Del { ip } => match bans.remove(ip, now_ms) {
+            Some(entry) => Reply::Deleted {
+                ok: true,
+                deleted: ban_info(BanKey::from(ip), &entry, now_ms),
+            },
+            None => Reply::error(format!("{ip} is not banned")),
+        },
+        Request::Flush => Reply::Flushed {
+            ok: true,
+            removed: bans.flush(now_ms),
+        },
+    }
+}
+
+pub fn ban_info(key: BanKey, e: &BanEntry, now_ms: u64) -> BanInfo {
+    BanInfo {
+        ip: key.to_ip(),
+        reason: e.reason.clone(),
+        first_seen_ms: e.first_seen,
+        last_seen_ms: e.last_seen,
+        hits: e.hits,
+        expires_ms: (!e.is_static).then_some(e.expires_at),
+        remaining_ms: e.remaining_ms(now_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BanConfig, NetworksConfig};
+    use std::net::IpAddr;
+
+    const NOW: u64 = 1_000_000;
+
+    fn control(dir: &std::path::Path, denylist: &[&str]) -> BanControl {
+        let cfg = BanConfig {
+            allowlist: vec!["10.9.0.0/16".parse().unwrap()],
+            denylist: denylist.iter().map(|d| d.parse().unwrap()).collect(),
+            state_file: Some(dir.join("bans.jsonl")),
+            ..BanConfig::default()
+        };
+        BanControl::start(&cfg, &NetworksConfig::default(), NOW).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn add(ip_s: &str, ttl_s: Option<u64>) -> Request {
+        Request::Add {
+            ip: ip(ip_s),
+            ttl_s,
+        }
+    }
+
+    fn listed(bans: &mut BanControl) -> Vec<(IpAddr, String, Option<u64>)> {
+        match execute(bans, &Request::List, NOW + 10) {
+            Reply::Bans { ok: true, bans } => bans
+                .into_iter()
+                .map(|b| (b.ip, b.reason, b.remaining_ms))
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn add_list_del_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bans = control(dir.path(), &["192.0.2.7"]);
+        let reader = bans.reader();
+        let Reply::Added {
+            ok: true,
+            ban,
+            new: true,
+        } = execute(&mut bans, &add("10.0.0.1", Some(90)), NOW)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                ban.reason.as_str(),
+                ban.hits,
+                ban.expires_ms,
+                ban.remaining_ms
+            ),
+            ("manual", 1, Some(NOW + 90_000), Some(90_000))
+        );
+        // Published at once: the workers' next snapshot has it.
+        assert!(reader.load().contains(&BanKey::from(ip("10.0.0.1")), NOW));
+        // No ttl: ban.ttl_s (5 h).
+        execute(&mut bans, &add("2001:db8::5", None), NOW);
+        assert_eq!(
+            listed(&mut bans),
+            [
+                (ip("10.0.0.1"), "manual".into(), Some(89_990)),
+                (ip("192.0.2.7"), "denylist".into(), None),
+                (
+                    ip("2001:db8::5"),
+                    "manual".into(),
+                    Some(5 * 3600 * 1000 - 10)
+                ),
+            ]
+        );
+        let again = execute(&mut bans, &add("10.0.0.1", Some(30)), NOW);
+        assert!(
+            matches!(again, Reply::Added { new: false, ref ban, .. } if ban.hits == 2 && ban.expires_ms == Some(NOW + 90_000)),
+            "{again:?}"
+        );
+
+        let del = execute(&mut bans, &Request::Del { ip: ip("10.0.0.1") }, NOW);
+        assert!(
+            matches!(del, Reply::Deleted { ok: true, ref deleted } if deleted.ip == ip("10.0.0.1"))
+        );
+        assert!(!reader.load().contains(&BanKey::from(ip("10.0.0.1")), NOW));
+        assert_eq!(
+            execute(&mut bans, &Request::Del { ip: ip("10.0.0.1") }, NOW),
+            Reply::error("10.0.0.1 is not banned")
+        );
+        assert_eq!(
+            execute(&mut bans, &Request::Flush, NOW),
+            Reply::Flushed {
+                ok: true,
+                removed: 2
+            }
+        );
+        assert_eq!(listed(&mut bans), []);
+        assert!(reader.load().is_empty());
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bans = control(dir.path(), &[]);
+        assert_eq!(
+            execute(&mut bans, &add("10.9.3.4", None), NOW),
+            Reply::error("10.9.3.4 is in ban.allowlist: not banned")
+        );
+        assert_eq!(
+            execute(&mut bans, &add("224.0.0.251", None), NOW),
+            Reply::error(
+                "224.0.0.251 is never banned (multicast, broadcast, unspecified or loopback)"
+            )
+        );
+        assert_eq!(
+            execute(&mut bans, &add("10.0.0.1", Some(0)), NOW),
+            Reply::error("a ban's ttl must be at least 1 s")
+        );
+        assert_eq!(listed(&mut bans), []);
+    }
+
+    #[test]
+    fn operator_changes_are_journaled_so_a_restart_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bans = control(dir.path(), &[]);
+        for h in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+            execute(&mut bans, &add(h, Some(600)), NOW);
+        }
+        execute(&mut bans, &Request::Del { ip: ip("10.0.0.2") }, NOW);
+        // kill -9 now: the journal was fsynced by each command.
+        drop(bans);
+        let mut bans = control(dir.path(), &[]);
+        let hosts: Vec<IpAddr> = listed(&mut bans).into_iter().map(|b| b.0).collect();
+        assert_eq!(hosts, [ip("10.0.0.1"), ip("10.0.0.3")]);
+        execute(&mut bans, &Request::Flush, NOW);
+        drop(bans);
+        let mut bans = control(dir.path(), &[]);
+        assert_eq!(listed(&mut bans), [], "a flushed ban does not come back");
+    }
+}
