@@ -4,10 +4,11 @@
 //! code. Read `process_parsed` top to bottom to see where a packet goes.
 use std::sync::Arc;
 
-use crate::ban::{self, BanKey, EventProducer, Snapshot};
+use crate::ban::{self, BanKey, EventProducer, PayloadPrefix, Snapshot};
 use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx, Transport};
 use crate::flow::{Endpoint, Flow, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP};
+use crate::live_settings::{LiveSettings, WorkerSettings};
 use crate::stats::WorkerCounters;
 use crate::stats::MAX_PORTS;
 use crate::wire::{self, Fragment, LinkType, Packet, Parsed, L4};
@@ -40,6 +41,9 @@ pub struct DetectionEvent {
     pub deciding_src_inside: bool,
     /// Index of the port the deciding packet arrived on.
     pub port: u8,
+    /// The first bytes of the deciding packet's L4 payload (as many as
+    /// `log.payload_bytes` asks for; empty by default).
+    pub payload: PayloadPrefix,
 }
 
 /// What a worker knows once per burst: the clock and the ban snapshot.
@@ -117,6 +121,7 @@ impl EventSink for RingSink {
             detector: e.detection.detector.name(),
             confidence: e.detection.confidence,
             at_ms: e.unix_ms,
+            payload: e.payload,
         };
         if self.producer.push(event) {
             self.counters.bans.events_sent.inc();
@@ -135,6 +140,10 @@ pub struct Pipeline<S: EventSink = NoEvents> {
     /// Role of each port, by index (which side a packet came from).
     roles: [PortRole; MAX_PORTS],
     action: BanAction,
+    /// Payload bytes copied into each detection event.
+    payload_bytes: u8,
+    /// Where a reload's settings come from (the DPDK workers); `None` offline.
+    live: Option<Arc<LiveSettings>>,
 }
 
 impl<S: EventSink> Pipeline<S> {
@@ -161,6 +170,8 @@ impl<S: EventSink> Pipeline<S> {
             packets_seen: 0,
             roles: [PortRole::Inside; MAX_PORTS],
             action: BanAction::BanHost,
+            payload_bytes: 0,
+            live: None,
         }
     }
 
@@ -171,6 +182,32 @@ impl<S: EventSink> Pipeline<S> {
         }
         self.action = action;
         self
+    }
+
+    /// Takes the detector switches, the action and the payload prefix length
+    /// from `live` now and at every [`Pipeline::start_burst`], so a reload
+    /// reaches this worker from its next burst on.
+    pub fn with_live_settings(mut self, live: Arc<LiveSettings>) -> Self {
+        self.apply(live.load());
+        self.live = Some(live);
+        self
+    }
+
+    /// Called once per burst, before its packets: picks up a reload. Three
+    /// relaxed atomic loads; no lock, no allocation.
+    #[inline]
+    pub fn start_burst(&mut self) {
+        if let Some(live) = &self.live {
+            let settings = live.load();
+            self.apply(settings);
+        }
+    }
+
+    #[inline]
+    fn apply(&mut self, s: WorkerSettings) {
+        self.action = s.action;
+        self.payload_bytes = s.payload_bytes;
+        self.dpi.set_detectors(s.detectors);
     }
 
     pub fn counters(&self) -> &WorkerCounters {
@@ -311,6 +348,7 @@ impl<S: EventSink> Pipeline<S> {
             sink,
             counters,
             roles,
+            payload_bytes,
             ..
         } = self;
         let (flow, dir, created) = flows.lookup(proto, src, dst, now_ns, |f, why| {
@@ -376,6 +414,7 @@ impl<S: EventSink> Pipeline<S> {
                     deciding_src: src,
                     deciding_src_inside: roles[port] == PortRole::Inside,
                     port: port as u8,
+                    payload: PayloadPrefix::copy_from(payload, usize::from(*payload_bytes)),
                 });
             }
         }

@@ -108,7 +108,7 @@ impl EventConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ban::{BanKey, Confidence};
+    use crate::ban::{BanKey, Confidence, PayloadPrefix};
     use std::net::Ipv4Addr;
 
     fn event(i: u32) -> DetectionEvent {
@@ -122,6 +122,7 @@ mod tests {
             detector: "peer_wire_handshake",
             confidence: Confidence::Strong,
             at_ms: u64::from(i),
+            payload: PayloadPrefix::EMPTY,
         }
     }
 
