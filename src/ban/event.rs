@@ -59,7 +59,8 @@ impl fmt::Debug for PayloadPrefix {
 }
 
 /// One detection, as sent over a worker's event ring. `Copy` and fixed-size
-/// (136 bytes, no heap) so pushing it costs a copy into a preallocated slot.
+/// (128 bytes: two cache lines, no heap) so pushing it costs a copy into a
+/// preallocated slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DetectionEvent {
     /// The address the verdict is about: the one the policy may ban.
@@ -87,8 +88,9 @@ mod tests {
 
     #[test]
     fn event_is_fixed_size_with_its_payload_inline() {
-        // 64 bytes of addressing and metadata, the 64-byte prefix and its length.
-        assert_eq!(std::mem::size_of::<DetectionEvent>(), 136);
+        // Addresses, ports and metadata, the 64-byte prefix and its length:
+        // two cache lines.
+        assert_eq!(std::mem::size_of::<DetectionEvent>(), 128);
     }
 
     #[test]
