@@ -10,8 +10,9 @@ use rtrb::RingBuffer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Events a ring holds before it drops: 0.5 MiB per worker (128-byte events), several
-/// hundred ms of a detection storm at the control thread's drain rate.
+/// Events a ring holds before it drops: 0.5 MiB per worker (128-byte
+/// events), several hundred ms of a detection storm at the control thread's
+/// drain rate.
 pub const DEFAULT_RING_CAPACITY: usize = 4096;
 
 /// Creates one worker's ring. A capacity of 0 is raised to 1.
