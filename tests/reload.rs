@@ -21,6 +21,7 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 struct Daemon {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -34,7 +35,9 @@ impl Daemon {
             summary.to_str().unwrap(),
         ]);
         let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
         let lines = Arc::clone(&stderr);
+        let out_lines = Arc::clone(&stdout);
         let err = child.stderr.take().unwrap();
         let out = child.stdout.take().unwrap();
         let readers = vec![
@@ -43,15 +46,16 @@ impl Daemon {
                     lines.lock().unwrap().push(line);
                 }
             }),
-            std::thread::spawn(
-                move || {
-                    for _ in BufReader::new(out).lines().map_while(Result::ok) {}
-                },
-            ),
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    out_lines.lock().unwrap().push(line);
+                }
+            }),
         ];
         Daemon {
             child,
             stderr,
+            stdout,
             readers,
         }
     }
@@ -62,16 +66,30 @@ impl Daemon {
 
     /// Waits until a stderr line contains `needle`; returns that line.
     fn wait_for(&mut self, needle: &str) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self
-                .stderr
+        let stderr = Arc::clone(&self.stderr);
+        self.wait_until(needle, || {
+            stderr
                 .lock()
                 .unwrap()
                 .iter()
                 .find(|l| l.contains(needle))
-            {
-                return l.clone();
+                .cloned()
+        })
+    }
+
+    /// Waits until a stdout line (the stats lines) satisfies `pred`.
+    fn wait_for_stdout(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let stdout = Arc::clone(&self.stdout);
+        self.wait_until(what, || {
+            stdout.lock().unwrap().iter().find(|l| pred(l)).cloned()
+        })
+    }
+
+    fn wait_until(&mut self, needle: &str, found: impl Fn() -> Option<String>) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = found() {
+                return l;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
@@ -339,4 +357,60 @@ log:\n  path: {log}\n  payload_bytes: 16\n",
         let h = r["payload_hex"].as_str().unwrap_or_else(|| panic!("{r}"));
         assert!(prefixes.contains(h), "{h} is no packet's first 16 bytes");
     }
+}
+
+/// The inside port's drop count in a stats line (`| inside: rx R tx T drop D …`).
+fn inside_drops(line: &str) -> Option<u64> {
+    let rest = line.split("| inside: ").nth(1)?;
+    let mut words = rest.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "drop" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn sighup_switches_the_workers_from_log_only_to_ban_host() {
+    let s = Scratch::new("reload-action");
+    let input = repo().join("../shared/corpus/ndpi/positive/bittorrent.pcap");
+    // infinite_rx replays the capture until the run is stopped.
+    let yaml = |action: &str| {
+        format!(
+            "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {prefix}\n\
+ports:\n  - name: inside\n    device: net_pcap0,rx_pcap={rx},infinite_rx=1\n    role: inside\n\
+pipeline:\n  control_lcore: 0\n  worker_lcores: [1]\n  stats_interval_ms: 100\n\
+metrics:\n  enabled: false\n\
+ban:\n  persist: false\n  action: {action}\n",
+            prefix = s.prefix,
+            rx = input.display(),
+        )
+    };
+    let cfg = s.write("config.yaml", &yaml("log_only"));
+    let summary = s.path("summary.json");
+    let mut d = Daemon::start(&cfg, &summary);
+    // log_only: the ban is recorded, nothing is dropped.
+    d.wait_for("banned 192.168.1.3 (peer_wire_handshake)");
+    d.wait_for_stdout("a stats line with no drop", |l| inside_drops(l) == Some(0));
+
+    s.write("config.yaml", &yaml("ban_host"));
+    d.signal("-HUP");
+    let line = d.wait_for("config reloaded from");
+    assert!(line.ends_with("applied ban.action"), "{line}");
+    // The worker picks the action up from its next burst: the banned
+    // host's packets start being dropped.
+    d.wait_for_stdout("a stats line with drops", |l| {
+        inside_drops(l).is_some_and(|n| n > 0)
+    });
+    let (ok, stderr) = d.stop();
+    assert!(ok, "{stderr}");
+    let sum = read_summary(&summary);
+    assert_eq!(sum["config_reloads"]["ok"], 1);
+    let e = &sum["enforcement"];
+    assert!(u(&e["dropped_banned_host"]) > 0, "{sum}");
+    assert_eq!(
+        u(&sum["ports"][0]["dropped"]),
+        u(&e["dropped_banned_host"]) + u(&e["dropped_bittorrent_flow"])
+    );
 }
