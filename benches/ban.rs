@@ -3,7 +3,8 @@
 //!
 //!     cargo bench --no-default-features --bench ban -- --warm-up-time 1 --measurement-time 3
 use btblocker::ban::{
-    event_ring, Allowlist, BanKey, BanTable, BanTableConfig, Confidence, DetectionEvent, FullPolicy,
+    event_ring, Allowlist, BanKey, BanTable, BanTableConfig, Confidence, DetectionEvent,
+    FullPolicy, PayloadPrefix,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -144,6 +145,7 @@ fn ring_push(c: &mut Criterion) {
         detector: "peer_wire_handshake",
         confidence: Confidence::Strong,
         at_ms: NOW,
+        payload: PayloadPrefix::EMPTY,
     };
     group.bench_function("push_pop", |b| {
         b.iter(|| {

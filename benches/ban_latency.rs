@@ -258,6 +258,7 @@ fn worker(
                 detector: "handshake",
                 confidence: Confidence::Definitive,
                 at_ms: now_ms,
+                payload: Default::default(),
             };
             detect_ns[next_own].store(ns_since(Instant::now()), Ordering::Release);
             assert!(producer.push(event), "ring full");

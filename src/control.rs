@@ -47,6 +47,17 @@ pub enum ManualBanError {
     Full(IpAddr),
 }
 
+/// What a reload changed in the ban table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// Bans lifted because the new `ban.allowlist` covers them.
+    pub lifted_allowlisted: Vec<BanKey>,
+    /// Static bans lifted because their address left `ban.denylist`.
+    pub lifted_denylist: Vec<BanKey>,
+    /// Addresses of `ban.denylist` banned now that were not static bans before.
+    pub denylisted: Vec<BanKey>,
+}
+
 /// Totals the control plane reports.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct BanSummary {
@@ -78,13 +89,19 @@ pub struct BanControl {
     events: u64,
     pending: u64,
     log: Option<DetectionLog>,
+    /// Payload bytes each log record may show (`log.payload_bytes`).
+    payload_bytes: usize,
     port_names: Vec<String>,
+    /// The `ban` and `networks` settings in force (a reload compares).
+    config: BanConfig,
+    networks: NetworksConfig,
 }
 
 impl BanControl {
     /// Loads the state file (bans still in force, with their remaining TTL),
-    /// adds the static denylist, rewrites the journal compactly and publishes
-    /// the first snapshot, all before any worker starts.
+    /// rewrites the journal compactly, brings the static bans in line with
+    /// the denylist and publishes the first snapshot, all before any worker
+    /// starts.
     pub fn start(
         cfg: &BanConfig,
         networks: &NetworksConfig,
@@ -117,15 +134,7 @@ impl BanControl {
                 Some(journal)
             }
         };
-        for ip in &cfg.denylist {
-            if let AddOutcome::RefusedAllowlisted =
-                table.add_static(BanKey::from(*ip), "denylist", now_ms)
-            {
-                warn!("ban.denylist: {ip} is also in ban.allowlist: not banned");
-            }
-        }
-        table.publish();
-        Ok(BanControl {
+        let mut control = BanControl {
             table,
             policy: BanPolicy::new(cfg.policy),
             journal,
@@ -137,8 +146,16 @@ impl BanControl {
             events: 0,
             pending: 0,
             log: None,
+            payload_bytes: 0,
             port_names: Vec::new(),
-        })
+            config: cfg.clone(),
+            networks: networks.clone(),
+        };
+        // A static ban saved by a compaction whose address has since left
+        // the denylist is lifted here, as a reload would have.
+        control.sync_denylist(&cfg.denylist, now_ms);
+        control.table.publish();
+        Ok(control)
     }
 
     /// Writes one JSON line per detection and decision to `log`.
@@ -150,6 +167,108 @@ impl BanControl {
         self.log = log;
         self.port_names = port_names;
         self
+    }
+
+    /// Shows up to `n` payload bytes per log record (`log.payload_bytes`).
+    pub fn set_payload_bytes(&mut self, n: usize) {
+        self.payload_bytes = n;
+    }
+
+    /// Pushes buffered detection-log lines to the file (before a reopen).
+    pub fn flush_detection_log(&mut self) {
+        if let Some(log) = &mut self.log {
+            if let Err(e) = log.flush() {
+                warn!("{e}");
+            }
+        }
+    }
+
+    /// Swaps in a reopened detection log (a reload changed `log:`). The old
+    /// one is flushed first, so no record is lost in between.
+    pub fn replace_detection_log(&mut self, log: Option<DetectionLog>) {
+        self.flush_detection_log();
+        self.log = log;
+    }
+
+    /// Applies a reloaded `ban` section's live keys (allowlist, denylist,
+    /// threshold / window / definitive_bans_at_once, ttl_s, target) and
+    /// `networks.inside`, without losing a ban. The table's capacity and the
+    /// state file are fixed for the run: those keys of `cfg` are ignored.
+    /// Lifted bans are journaled and logged; the next tick publishes.
+    pub fn reconfigure(
+        &mut self,
+        cfg: &BanConfig,
+        networks: &NetworksConfig,
+        now_ms: u64,
+    ) -> Reconfigured {
+        let mut report = Reconfigured::default();
+        if cfg.allowlist != self.config.allowlist {
+            let allowlist = Allowlist::new(cfg.allowlist.iter().copied());
+            report.lifted_allowlisted = self.table.set_allowlist(allowlist);
+            for key in &report.lifted_allowlisted {
+                info!("ban lifted: {key} is now in ban.allowlist");
+                self.journal_del(key);
+            }
+        }
+        let (lifted, added) = self.sync_denylist(&cfg.denylist, now_ms);
+        report.lifted_denylist = lifted;
+        report.denylisted = added;
+        self.policy.set_config(cfg.policy);
+        self.ttl = Duration::from_secs(cfg.ttl_s);
+        self.target = cfg.target;
+        self.inside = Allowlist::new(networks.inside.iter().copied());
+        self.config = BanConfig {
+            table: self.config.table,
+            state_file: self.config.state_file.clone(),
+            flush_ms: self.config.flush_ms,
+            ..cfg.clone()
+        };
+        self.networks = networks.clone();
+        report
+    }
+
+    /// Makes the static bans exactly `denylist` (less what the allowlist
+    /// covers): lifts static bans whose address is not on it, bans the ones
+    /// not yet static. Returns (lifted, newly banned).
+    fn sync_denylist(&mut self, denylist: &[IpAddr], now_ms: u64) -> (Vec<BanKey>, Vec<BanKey>) {
+        let wanted: rustc_hash::FxHashSet<BanKey> =
+            denylist.iter().map(|ip| BanKey::from(*ip)).collect();
+        let lifted: Vec<BanKey> = self
+            .table
+            .iter()
+            .filter(|(key, entry)| entry.is_static && !wanted.contains(key))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in &lifted {
+            self.table.remove(key);
+            info!("ban lifted: {key} is no longer in ban.denylist");
+            self.journal_del(key);
+        }
+        let mut added = Vec::new();
+        for ip in denylist {
+            let key = BanKey::from(*ip);
+            if self.table.get(&key).is_some_and(|e| e.is_static) {
+                continue;
+            }
+            match self.table.add_static(key, "denylist", now_ms) {
+                AddOutcome::RefusedAllowlisted => {
+                    warn!("ban.denylist: {ip} is also in ban.allowlist: not banned")
+                }
+                AddOutcome::RefusedFull => {
+                    warn!("ban.denylist: {ip}: ban table full (ban.max_entries): not banned")
+                }
+                _ => added.push(key),
+            }
+        }
+        (lifted, added)
+    }
+
+    fn journal_del(&mut self, key: &BanKey) {
+        if let Some(j) = &mut self.journal {
+            if let Err(e) = j.append_del(key) {
+                warn!("{e}");
+            }
+        }
     }
 
     /// A reader for one worker (load once per burst).
@@ -251,7 +370,9 @@ impl BanControl {
             action,
             ban_expires_ms: self.table.get(&event.host).map(|b| b.expires_at),
         };
-        if let Err(e) = log.write(&DetectionRecord::from_event(event, ctx, &[], 0)) {
+        let record =
+            DetectionRecord::from_event(event, ctx, event.payload.as_bytes(), self.payload_bytes);
+        if let Err(e) = log.write(&record) {
             warn!("{e}");
         }
     }

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::ban::DetectionEvent;
 
 /// Longest payload prefix the log will hex-dump: enough to show a handshake,
-/// small enough that a line stays readable and the log cannot be used to
-/// exfiltrate whole packets.
-pub const MAX_PAYLOAD_BYTES: usize = 256;
+/// small enough that a line stays readable, the worker's detection event stays
+/// fixed-size and the log cannot be used to exfiltrate whole packets.
+pub const MAX_PAYLOAD_BYTES: usize = crate::ban::MAX_PAYLOAD_PREFIX;
 
 /// Where and how much to log. `path: None` turns the log off.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -490,6 +490,7 @@ mod tests {
             detector: "utp",
             confidence: crate::dpi::Confidence::Strong,
             at_ms: 1_000,
+            payload: crate::ban::PayloadPrefix::EMPTY,
         };
         let ctx = RecordContext {
             worker: 1,
@@ -661,8 +662,8 @@ mod tests {
         assert!(matches!(
             too_much.validate(),
             Err(DetectionLogError::PayloadBytesTooLarge {
-                requested: 257,
-                max: 256
+                requested: 65,
+                max: 64
             })
         ));
         let at_max = DetectionLogConfig {

@@ -338,7 +338,10 @@ fn run(path: &std::path::Path, summary_json: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let opts = btblocker::dpdk::runtime::RunOptions { summary_json };
+    let opts = btblocker::dpdk::runtime::RunOptions {
+        summary_json,
+        config_path: Some(path.to_path_buf()),
+    };
     match btblocker::dpdk::runtime::run(&cfg, &opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

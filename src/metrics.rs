@@ -72,6 +72,7 @@ pub const SNAPSHOT_GENERATION: &str = "btblocker_snapshot_generation";
 pub const SNAPSHOT_PUBLISH: &str = "btblocker_snapshot_publish_seconds";
 // The run itself.
 pub const UPTIME: &str = "btblocker_uptime_seconds";
+pub const CONFIG_RELOADS: &str = "btblocker_config_reloads_total";
 
 /// Whether a metric only grows (rendered `counter`) or goes up and down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +125,7 @@ pub const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (SNAPSHOT_GENERATION, Kind::Gauge, Unit::Count, "Generation of the ban snapshot the workers read."),
     (SNAPSHOT_PUBLISH, Kind::Gauge, Unit::Seconds, "How long the last ban snapshot publication took."),
     (UPTIME, Kind::Gauge, Unit::Seconds, "Seconds since the run started."),
+    (CONFIG_RELOADS, Kind::Counter, Unit::Count, "SIGHUP config reloads, by result (ok: applied, failed: refused, old config kept)."),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +217,8 @@ impl Metrics {
 
 fn publish_run(run: &RunSummary) {
     gauge!(UPTIME).set(run.elapsed_s);
+    counter!(CONFIG_RELOADS, "result" => "ok").absolute(run.config_reloads.ok);
+    counter!(CONFIG_RELOADS, "result" => "failed").absolute(run.config_reloads.failed);
     let mut tx_failed_all: u64 = 0;
     for p in &run.ports {
         let t = &p.traffic;

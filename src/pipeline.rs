@@ -4,10 +4,11 @@
 //! code. Read `process_parsed` top to bottom to see where a packet goes.
 use std::sync::Arc;
 
-use crate::ban::{self, BanKey, EventProducer, Snapshot};
+use crate::ban::{self, BanKey, EventProducer, PayloadPrefix, Snapshot};
 use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx, Transport};
 use crate::flow::{Endpoint, Flow, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP};
+use crate::live_settings::{LiveSettings, WorkerSettings};
 use crate::stats::WorkerCounters;
 use crate::stats::MAX_PORTS;
 use crate::wire::{self, Fragment, LinkType, Packet, Parsed, L4};
@@ -40,6 +41,9 @@ pub struct DetectionEvent {
     pub deciding_src_inside: bool,
     /// Index of the port the deciding packet arrived on.
     pub port: u8,
+    /// The first bytes of the deciding packet's L4 payload (as many as
+    /// `log.payload_bytes` asks for; empty by default).
+    pub payload: PayloadPrefix,
 }
 
 /// What a worker knows once per burst: the clock and the ban snapshot.
@@ -117,6 +121,7 @@ impl EventSink for RingSink {
             detector: e.detection.detector.name(),
             confidence: e.detection.confidence,
             at_ms: e.unix_ms,
+            payload: e.payload,
         };
         if self.producer.push(event) {
             self.counters.bans.events_sent.inc();
@@ -135,6 +140,10 @@ pub struct Pipeline<S: EventSink = NoEvents> {
     /// Role of each port, by index (which side a packet came from).
     roles: [PortRole; MAX_PORTS],
     action: BanAction,
+    /// Payload bytes copied into each detection event.
+    payload_bytes: u8,
+    /// Where a reload's settings come from (the DPDK workers); `None` offline.
+    live: Option<Arc<LiveSettings>>,
 }
 
 impl<S: EventSink> Pipeline<S> {
@@ -161,6 +170,8 @@ impl<S: EventSink> Pipeline<S> {
             packets_seen: 0,
             roles: [PortRole::Inside; MAX_PORTS],
             action: BanAction::BanHost,
+            payload_bytes: 0,
+            live: None,
         }
     }
 
@@ -171,6 +182,32 @@ impl<S: EventSink> Pipeline<S> {
         }
         self.action = action;
         self
+    }
+
+    /// Takes the detector switches, the action and the payload prefix length
+    /// from `live` now and at every [`Pipeline::start_burst`], so a reload
+    /// reaches this worker from its next burst on.
+    pub fn with_live_settings(mut self, live: Arc<LiveSettings>) -> Self {
+        self.apply(live.load());
+        self.live = Some(live);
+        self
+    }
+
+    /// Called once per burst, before its packets: picks up a reload. Three
+    /// relaxed atomic loads; no lock, no allocation.
+    #[inline]
+    pub fn start_burst(&mut self) {
+        if let Some(live) = &self.live {
+            let settings = live.load();
+            self.apply(settings);
+        }
+    }
+
+    #[inline]
+    fn apply(&mut self, s: WorkerSettings) {
+        self.action = s.action;
+        self.payload_bytes = s.payload_bytes;
+        self.dpi.set_detectors(s.detectors);
     }
 
     pub fn counters(&self) -> &WorkerCounters {
@@ -311,6 +348,7 @@ impl<S: EventSink> Pipeline<S> {
             sink,
             counters,
             roles,
+            payload_bytes,
             ..
         } = self;
         let (flow, dir, created) = flows.lookup(proto, src, dst, now_ns, |f, why| {
@@ -376,6 +414,7 @@ impl<S: EventSink> Pipeline<S> {
                     deciding_src: src,
                     deciding_src_inside: roles[port] == PortRole::Inside,
                     port: port as u8,
+                    payload: PayloadPrefix::copy_from(payload, usize::from(*payload_bytes)),
                 });
             }
         }
@@ -400,5 +439,116 @@ impl<S: EventSink> Pipeline<S> {
             L4::Udp { .. } => c.udp.inc(),
             L4::Other { .. } => c.other_l4.inc(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dpi::{DetectorId, DetectorSwitches};
+
+    /// Keeps every detection.
+    #[derive(Default)]
+    struct Recorder(Vec<DetectionEvent>);
+
+    impl EventSink for Recorder {
+        fn detection(&mut self, event: &DetectionEvent) {
+            self.0.push(*event);
+        }
+    }
+
+    /// A BitTorrent handshake (BEP 3): pstrlen, pstr, reserved, info hash, peer id.
+    fn handshake() -> Vec<u8> {
+        let mut h = b"\x13BitTorrent protocol".to_vec();
+        h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x05]);
+        h.extend_from_slice(&[0xab; 20]);
+        h.extend_from_slice(b"-qB4650-abcdefghijkl");
+        h
+    }
+
+    /// Ethernet + IPv4 + TCP (PSH|ACK) from 10.0.0.1:`sport` to 10.0.0.2:6881.
+    fn tcp_frame(sport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        let total = (20 + 20 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0]);
+        f.extend_from_slice(&[64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&6881u16.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn live_settings_reach_the_pipeline_from_the_next_burst_on() {
+        let live = Arc::new(LiveSettings::new(WorkerSettings {
+            detectors: DetectorSwitches::all(),
+            action: BanAction::BanHost,
+            payload_bytes: 16,
+        }));
+        let mut p = Pipeline::new(
+            Arc::default(),
+            Mode::Inline,
+            &FlowsConfig {
+                capacity: 64,
+                ..FlowsConfig::default()
+            },
+            &DpiConfig::default(),
+            Recorder::default(),
+        )
+        .with_live_settings(Arc::clone(&live));
+        let burst = Burst::offline(1_000_000_000);
+        let hs = handshake();
+
+        // Burst 1: the handshake decides its flow, which is dropped; the
+        // event carries exactly the first 16 payload bytes.
+        p.start_burst();
+        assert_eq!(
+            p.process(0, &tcp_frame(50000, &hs), 0, &burst),
+            Verdict::Drop
+        );
+        assert_eq!(p.sink().0.len(), 1);
+        let event = p.sink().0[0];
+        assert_eq!(event.detection.detector, DetectorId::PeerWireHandshake);
+        assert_eq!(event.payload.as_bytes(), &hs[..16]);
+        assert_eq!(event.payload.as_bytes(), b"\x13BitTorrent prot");
+
+        // A reload switches the handshake detector off mid-burst: this
+        // burst's packets still run under the settings it started with.
+        live.store(WorkerSettings {
+            detectors: DetectorSwitches::all().without(DetectorId::PeerWireHandshake),
+            action: BanAction::BanHost,
+            payload_bytes: 4,
+        });
+        assert_eq!(
+            p.process(0, &tcp_frame(50001, &hs), 0, &burst),
+            Verdict::Drop
+        );
+        assert_eq!(p.sink().0.len(), 2);
+        assert_eq!(p.sink().0[1].payload.as_bytes().len(), 16);
+
+        // Burst 2: the detector is off, the same handshake passes.
+        p.start_burst();
+        assert_eq!(
+            p.process(0, &tcp_frame(50002, &hs), 0, &burst),
+            Verdict::Forward
+        );
+        assert_eq!(p.sink().0.len(), 2, "no detection with the detector off");
+
+        // Burst 3: back on, with log_only and no payload: detected, forwarded.
+        live.store(WorkerSettings {
+            detectors: DetectorSwitches::all(),
+            action: BanAction::LogOnly,
+            payload_bytes: 0,
+        });
+        p.start_burst();
+        assert_eq!(
+            p.process(0, &tcp_frame(50003, &hs), 0, &burst),
+            Verdict::Forward
+        );
+        assert_eq!(p.sink().0.len(), 3);
+        assert!(p.sink().0[2].payload.is_empty());
+        let by = &p.counters().flows.by_detector[DetectorId::PeerWireHandshake.index()];
+        assert_eq!(by.get(), 3);
     }
 }

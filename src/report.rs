@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::config::{Config, PortRole};
 use crate::control::BanSummary;
 use crate::dpi::DetectorId;
+use crate::reload::ReloadCounts;
 use crate::stats::{Counter, WorkerCounters};
 use crate::wire::ParseError;
 
@@ -99,6 +100,8 @@ pub struct RunSummary {
     pub enforcement: EnforcementSummary,
     /// The control lcore's ban table (set by the runtime).
     pub bans: Option<BanSummary>,
+    /// SIGHUP reloads so far, applied and refused (set by the runtime).
+    pub config_reloads: ReloadCounts,
 }
 
 /// What the workers dropped, and the detections they sent.
@@ -206,6 +209,7 @@ impl RunSummary {
             dpi,
             enforcement,
             bans: None,
+            config_reloads: ReloadCounts::default(),
         }
     }
 
@@ -340,6 +344,10 @@ impl fmt::Display for RunSummary {
             for (host, reason) in &b.hosts {
                 writeln!(f, "  banned {host} ({reason})")?;
             }
+        }
+        let r = self.config_reloads;
+        if r != ReloadCounts::default() {
+            writeln!(f, "config reloads: {} applied, {} failed", r.ok, r.failed)?;
         }
         Ok(())
     }

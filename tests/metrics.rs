@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use btblocker::control::BanSummary;
 use btblocker::metrics::{Kind, Metrics, MetricsError, DESCRIPTIONS};
+use btblocker::reload::ReloadCounts;
 use btblocker::report::{
     DpiSummary, EnforcementSummary, HwPortStats, ParseSummary, PortSummary, RunSummary, Traffic,
     WorkerSummary,
@@ -182,6 +183,7 @@ fn run_summary() -> RunSummary {
             events_sent: 11,
         },
         bans: None,
+        config_reloads: ReloadCounts { ok: 3, failed: 1 },
     }
 }
 
@@ -309,6 +311,10 @@ fn publishes_exact_values() {
     assert_eq!(v("btblocker_snapshot_generation", &[]), 17.0);
     assert_eq!(v("btblocker_snapshot_publish_seconds", &[]), 0.0025);
     assert_eq!(v("btblocker_uptime_seconds", &[]), 12.5);
+    let reloads = "btblocker_config_reloads_total";
+    assert_eq!(v(reloads, &[("result", "ok")]), 3.0);
+    assert_eq!(v(reloads, &[("result", "failed")]), 1.0);
+    assert_eq!(e.samples[reloads].len(), 2);
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub mod snapshot;
 pub mod table;
 
 pub use allowlist::{Allowlist, Cidr, CidrError};
-pub use event::{Confidence, DetectionEvent};
+pub use event::{Confidence, DetectionEvent, PayloadPrefix, MAX_PAYLOAD_PREFIX};
 pub use hash::{KeyHasher, SHARD_COUNT};
 pub use journal::{Journal, JournalConfig, JournalError, LoadProblem, LoadWarning, LoadedBan};
 pub use key::BanKey;
@@ -99,6 +99,7 @@ mod tests {
             detector: "peer_wire_handshake",
             confidence,
             at_ms,
+            payload: PayloadPrefix::EMPTY,
         };
         assert!(worker.push(event(1, Confidence::Strong, now)));
         assert!(worker.push(event(1, Confidence::Strong, now + 10)));

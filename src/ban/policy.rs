@@ -107,7 +107,9 @@ impl BanPolicy {
         // keep the times sorted, and only the `threshold` most recent.
         let at = entry.times.partition_point(|&t| t <= event.at_ms);
         entry.times.insert(at, event.at_ms);
-        if entry.times.len() > self.threshold {
+        // `while`: a reload may have lowered the threshold below what a
+        // pending host already holds.
+        while entry.times.len() > self.threshold {
             entry.times.remove(0);
         }
         let newest = entry.newest();
@@ -187,6 +189,13 @@ impl BanPolicy {
     pub fn config(&self) -> &PolicyConfig {
         &self.config
     }
+
+    /// Takes a reloaded policy. Hosts already pending keep their detections;
+    /// the new threshold and window count from their next detection on.
+    pub fn set_config(&mut self, config: PolicyConfig) {
+        self.threshold = config.threshold.clamp(1, MAX_THRESHOLD) as usize;
+        self.config = config;
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +218,7 @@ mod tests {
             detector: "peer_wire_handshake",
             confidence,
             at_ms,
+            payload: crate::ban::PayloadPrefix::EMPTY,
         }
     }
 
@@ -223,6 +233,37 @@ mod tests {
 
     const WEAK: Confidence = Confidence::Weak;
     const STRONG: Confidence = Confidence::Strong;
+
+    #[test]
+    fn a_reloaded_threshold_applies_to_hosts_already_pending() {
+        let mut p = policy(4, 1_000, 16);
+        for t in [0, 100, 200] {
+            assert!(matches!(
+                p.on_detection(&detection(1, WEAK, t)),
+                Decision::Pending { .. }
+            ));
+        }
+        assert!(matches!(
+            p.on_detection(&detection(2, WEAK, 200)),
+            Decision::Pending { detections: 1 }
+        ));
+        // Lowered below what host 1 holds: its next detection bans.
+        p.set_config(PolicyConfig {
+            threshold: 2,
+            ..*p.config()
+        });
+        assert_eq!(p.on_detection(&detection(1, WEAK, 300)), Decision::Ban);
+        // Raised: host 2 needs two more.
+        p.set_config(PolicyConfig {
+            threshold: 3,
+            ..*p.config()
+        });
+        assert_eq!(
+            p.on_detection(&detection(2, WEAK, 300)),
+            Decision::Pending { detections: 2 }
+        );
+        assert_eq!(p.on_detection(&detection(2, WEAK, 400)), Decision::Ban);
+    }
 
     #[test]
     fn bans_on_nth_detection_within_window() {

@@ -10,8 +10,9 @@ use rtrb::RingBuffer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Events a ring holds before it drops: ~0.25 MiB per worker, several
-/// hundred ms of a detection storm at the control thread's drain rate.
+/// Events a ring holds before it drops: 0.5 MiB per worker (128-byte
+/// events), several hundred ms of a detection storm at the control thread's
+/// drain rate.
 pub const DEFAULT_RING_CAPACITY: usize = 4096;
 
 /// Creates one worker's ring. A capacity of 0 is raised to 1.
@@ -108,7 +109,7 @@ impl EventConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ban::{BanKey, Confidence};
+    use crate::ban::{BanKey, Confidence, PayloadPrefix};
     use std::net::Ipv4Addr;
 
     fn event(i: u32) -> DetectionEvent {
@@ -122,6 +123,7 @@ mod tests {
             detector: "peer_wire_handshake",
             confidence: Confidence::Strong,
             at_ms: u64::from(i),
+            payload: PayloadPrefix::EMPTY,
         }
     }
 

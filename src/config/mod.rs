@@ -85,9 +85,10 @@
 //!   path: /var/log/btblocker/detections.jsonl # default none (no log): one
 //!                           #   JSON line per detection (time, worker, port,
 //!                           #   5-tuple, detector, confidence, action, expiry)
-//!   max_bytes: 67108864     # default 64 MiB: rotate to FILE.1, FILE.2, ...
-//!   keep: 5                 # default 5 rotated files
-//!   payload_bytes: 0        # must be 0 for now (payload capture: not yet)
+//!   max_bytes: 67108864     # default 64 MiB, >= 1: rotate to FILE.1, FILE.2, ...
+//!   keep: 5                 # default 5 rotated files, 0..=1000
+//!   payload_bytes: 0        # default 0, 0..=64: the first N bytes of the
+//!                           #   deciding packet's L4 payload, as payload_hex
 //! metrics:                  # optional section: the Prometheus endpoint
 //!   enabled: true           # default true
 //!   listen: 127.0.0.1:9977  # default 127.0.0.1:9977; GET /metrics
@@ -99,6 +100,12 @@
 //!   inside: []              # CIDRs of the ISP's customers; when empty, a
 //!                           #   packet's side is its arrival port's role
 //! ```
+//!
+//! # Reloading
+//!
+//! A running `btblocker run` re-reads its file on SIGHUP, validates it whole
+//! with `load_file`, and applies what it can without touching the ports
+//! (`crate::reload` lists which keys apply live and which need a restart).
 //!
 //! # Adding a section
 //!
@@ -117,6 +124,7 @@ pub use control::{ControlConfig, DEFAULT_SOCKET};
 mod field;
 mod flows;
 mod lcores;
+mod log;
 mod names;
 pub(crate) use names::is_file_prefix;
 mod pipeline;
@@ -296,7 +304,7 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
     let dpi = dpi::validate(raw.dpi)?;
     let ban = ban::validate(raw.ban)?;
     let networks = ban::validate_networks(raw.networks)?;
-    let log = validate_log(raw.log)?;
+    let log = log::validate(raw.log)?;
     let metrics = validate_metrics(raw.metrics)?;
     let control = control::validate(raw.control)?;
     Ok(Config {
@@ -356,25 +364,6 @@ fn validate_metrics(
             )),
         },
     }
-}
-
-fn validate_log(
-    raw: Option<serde_saphyr::Spanned<crate::detection_log::DetectionLogConfig>>,
-) -> Result<crate::detection_log::DetectionLogConfig, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(Default::default());
-    };
-    if let Err(e) = raw.value.validate() {
-        return Err(field::invalid("log", &raw, e.to_string()));
-    }
-    if raw.value.payload_bytes > 0 {
-        return Err(field::invalid(
-            "log.payload_bytes",
-            &raw,
-            "payload capture is not supported yet: must be 0",
-        ));
-    }
-    Ok(raw.value)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub(super) struct RawConfig {
     pub dpi: Option<Spanned<RawDpi>>,
     pub ban: Option<Spanned<RawBan>>,
     pub networks: Option<Spanned<RawNetworks>>,
-    pub log: Option<Spanned<crate::detection_log::DetectionLogConfig>>,
+    pub log: Option<Spanned<super::log::RawLog>>,
     pub metrics: Option<Spanned<super::RawMetrics>>,
     pub control: Option<Spanned<super::control::RawControl>>,
 }

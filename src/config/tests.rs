@@ -166,6 +166,38 @@ fn dpi_section_is_read_and_checked() {
 }
 
 #[test]
+fn log_section_is_read_and_checked() {
+    let base = "ports:\n  - name: lan\n    device: net_null0\n    role: inside\n";
+    let config = ok(&[format!(
+        "{base}log:\n  path: /tmp/d.jsonl\n  max_bytes: 4096\n  keep: 2\n  payload_bytes: 64"
+    )]);
+    assert_eq!(config.log.path.as_deref(), Some(Path::new("/tmp/d.jsonl")));
+    assert_eq!(config.log.max_bytes, 4096);
+    assert_eq!(config.log.keep, 2);
+    assert_eq!(config.log.payload_bytes, 64);
+    assert_eq!(ok(&[base]).log, Default::default());
+    assert_eq!(
+        err(&[format!("{base}log:\n  path: x\n  payload_bytes: 65")]),
+        "log.payload_bytes: must be <= 64 (line 7)"
+    );
+    assert_eq!(
+        err(&[format!("{base}log:\n  payload_bytes: -1")]),
+        "log.payload_bytes: must be >= 0 (line 6)"
+    );
+    assert_eq!(
+        err(&[format!("{base}log:\n  max_bytes: 0")]),
+        "log.max_bytes: must be >= 1 (line 6)"
+    );
+    assert_eq!(
+        err(&[format!("{base}log:\n  path: \"\"")]),
+        "log.path: must not be empty (leave log.path out to keep no detection log) (line 6)"
+    );
+    assert!(err(&[format!("{base}log:\n  payload: 3")]).starts_with(
+        "log.payload: unknown key, expected one of: path, max_bytes, keep, payload_bytes"
+    ));
+}
+
+#[test]
 fn flows_section_is_read_and_checked() {
     let base = "ports:\n  - name: lan\n    device: net_null0\n    role: inside\n";
     let config = ok(&[format!(

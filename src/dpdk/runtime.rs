@@ -15,9 +15,11 @@ use crate::ban::{event_ring, unix_now_ms, SnapshotReader, DEFAULT_RING_CAPACITY}
 use crate::config::Config;
 use crate::config::PortRole;
 use crate::control::{BanControl, ControlError};
+use crate::live_settings::{LiveSettings, WorkerSettings};
 use crate::metrics::Metrics;
 use crate::ops::{ControlServer, Operator, ServerError};
 use crate::pipeline::{Pipeline, RingSink};
+use crate::reload::Reloader;
 use crate::report::{HwPortStats, RunSummary};
 use crate::stats::WorkerCounters;
 
@@ -57,6 +59,8 @@ pub enum RunError {
 pub struct RunOptions {
     /// Write the final counters as JSON here.
     pub summary_json: Option<std::path::PathBuf>,
+    /// The file the config came from: SIGHUP re-reads it. `None`: no reload.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 struct ActivePort {
@@ -95,6 +99,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
     let port_names = cfg.ports.iter().map(|p| p.name.clone()).collect();
     let mut bans = BanControl::start(&cfg.ban, &cfg.networks, unix_now_ms())?
         .with_detection_log(detection_log, port_names);
+    bans.set_payload_bytes(cfg.log.payload_bytes);
+    let live = Arc::new(LiveSettings::new(WorkerSettings::from_config(cfg)));
     let metrics = match cfg.metrics.listen {
         Some(addr) => {
             let m = Metrics::install(addr)?;
@@ -107,6 +113,13 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RunError::Signal)?;
+    }
+    let mut reloader = opts
+        .config_path
+        .as_deref()
+        .map(|path| Reloader::new(path, cfg, Arc::clone(&live)));
+    if let Some(r) = &reloader {
+        r.register_sighup().map_err(RunError::Signal)?;
     }
 
     let counters: Vec<Arc<WorkerCounters>> = workers.iter().map(|_| Arc::default()).collect();
@@ -136,7 +149,8 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
             &cfg.dpi,
             RingSink::new(producer, Arc::clone(&counters[w])),
         )
-        .with_enforcement(&roles, cfg.ban.action);
+        .with_enforcement(&roles, cfg.ban.action)
+        .with_live_settings(Arc::clone(&live));
         let stop = Arc::clone(&stop);
         lcore::launch(lcore_id, move || super::worker::run(plan, pipeline, stop))?;
     }
@@ -157,6 +171,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
         started,
         &mut bans,
         &mut operator,
+        reloader.as_mut(),
         metrics.as_ref(),
         || RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views(), &hw()),
     );
@@ -179,6 +194,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
     bans.tick(unix_now_ms());
     let mut summary = RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views(), &hw());
     summary.bans = Some(bans.summary());
+    summary.config_reloads = reloader.as_ref().map(Reloader::counts).unwrap_or_default();
     bans.close(unix_now_ms());
     for (p, pc) in ports.iter().zip(&cfg.ports) {
         if let Err(e) = port::stop_and_close(p.id) {
@@ -198,15 +214,16 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
 }
 
 /// Every millisecond applies the workers' detections (bans reach every worker
-/// within about a tick); every 10 ms checks the stop conditions (a signal, or
-/// for finite inputs every RX queue idle long enough); prints the summary line
-/// each interval.
+/// within about a tick) and a SIGHUP reload if one was asked for; every 10 ms
+/// checks the stop conditions (a signal, or for finite inputs every RX queue
+/// idle long enough); prints the summary line each interval.
 fn control_loop(
     cfg: &Config,
     stop: &AtomicBool,
     started: Instant,
     bans: &mut BanControl,
     operator: &mut Operator,
+    mut reloader: Option<&mut Reloader>,
     metrics: Option<&Metrics>,
     summary: impl Fn() -> RunSummary,
 ) {
@@ -219,6 +236,9 @@ fn control_loop(
     operator.publish(&summary(), bans);
     while !stop.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(1));
+        if let Some(r) = reloader.as_deref_mut() {
+            r.poll(bans, unix_now_ms());
+        }
         bans.tick(unix_now_ms());
         operator.tick(bans, unix_now_ms());
         tick += 1;
@@ -226,7 +246,8 @@ fn control_loop(
             continue;
         }
         let now = Instant::now();
-        let s = summary();
+        let mut s = summary();
+        s.config_reloads = reloader.as_ref().map(|r| r.counts()).unwrap_or_default();
         let rx: u64 = s.ports.iter().map(|p| p.traffic.rx_packets).sum();
         if rx != last_rx {
             last_rx = rx;

@@ -71,9 +71,11 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
                 pipeline.counters().empty_polls.inc();
                 continue;
             }
-            // One clock read and one snapshot load per burst: timeouts need no
-            // finer grain, and a ban published mid-burst applies from the next.
+            // One clock read, one snapshot load and one settings load per
+            // burst: timeouts need no finer grain, and a ban published or a
+            // reload made mid-burst applies from the next.
             let (now_ns, unix_ms) = plan.clock.at(tsc());
+            pipeline.start_burst();
             let snapshot = plan.bans.load();
             let ctx = Burst {
                 now_ns,

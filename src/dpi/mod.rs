@@ -239,6 +239,16 @@ impl DetectorSwitches {
         self.set(id, false);
         self
     }
+
+    /// One bit per detector (`DetectorId::index`): for an atomic.
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+
+    /// The inverse of `bits`; bits beyond the known detectors are ignored.
+    pub const fn from_bits(bits: u16) -> Self {
+        DetectorSwitches(bits & Self::all().0)
+    }
 }
 
 impl Default for DetectorSwitches {
@@ -402,11 +412,10 @@ pub struct DpiEngine {
 impl DpiEngine {
     pub fn new(config: &DpiConfig) -> Self {
         let ttl_ns = config.known_peer_ttl_secs.saturating_mul(1_000_000_000);
-        let capacity = if config.detectors.is_enabled(DetectorId::KnownPeer) {
-            config.known_peer_capacity
-        } else {
-            0
-        };
+        // Allocated even when `known_peer` starts switched off, so a reload
+        // that switches it on finds its cache (and `known_peer_capacity: 0`
+        // remains the way to do without one).
+        let capacity = config.known_peer_capacity;
         DpiEngine {
             config: config.clone(),
             http: http::HttpMatcher::new(),
@@ -438,6 +447,13 @@ impl DpiEngine {
 
     pub fn ttl_ns(&self) -> u64 {
         self.ttl_ns
+    }
+
+    /// Switches detectors on or off from the next packet on (a reload).
+    /// Flows already judged keep their verdict.
+    #[inline]
+    pub fn set_detectors(&mut self, detectors: DetectorSwitches) {
+        self.config.detectors = detectors;
     }
 
     fn enabled(&self, id: DetectorId) -> bool {

@@ -577,8 +577,20 @@ fn switched_off_detectors_do_not_fire() {
         detectors: DetectorSwitches::all().without(DetectorId::KnownPeer),
         ..DpiConfig::default()
     };
-    let e = DpiEngine::new(&cfg);
-    assert_eq!(e.known.capacity(), 0);
+    let mut e = DpiEngine::new(&cfg);
+    // The cache stays allocated (a reload may switch the detector back on),
+    // but a confirmed peer no longer condemns a flow.
+    assert!(e.known.capacity() > 0);
+    e.add_known_peer(ip(2), 6881, PeerTier::Confirmed, 0);
+    let mut f = Flow::udp(40000, 6881);
+    assert_eq!(f.orig(&mut e, &[0x42; 50]), Inspection::Pending);
+    // Switched on at run time (a reload): the next flow is judged by it.
+    e.set_detectors(DetectorSwitches::all());
+    let mut g = Flow::udp(40001, 6881);
+    assert_eq!(
+        g.orig(&mut e, &[0x42; 50]),
+        bt(DetectorId::KnownPeer, Confidence::Strong)
+    );
 }
 
 #[test]
