@@ -14,6 +14,7 @@ pub mod flow;
 pub mod metrics;
 pub mod pipeline;
 pub mod report;
+pub mod stage_timing;
 pub mod stats;
 pub mod wire;
 

@@ -1,9 +1,11 @@
 //! The only module with `unsafe`: DPDK bindings and safe wrappers over EAL,
 //! mempools, ports, mbufs and lcores. Everything outside this module is safe
 //! Rust; every `unsafe` block here says why it is sound.
+pub mod bench;
 mod eal;
 mod ffi;
 mod lcore;
+mod loopback;
 mod mbuf;
 mod mempool;
 mod port;

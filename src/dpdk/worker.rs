@@ -8,6 +8,8 @@ use super::{tsc, tsc_hz};
 use crate::ban::SnapshotReader;
 use crate::config::Mode;
 use crate::pipeline::{Burst, Pipeline, RingSink, Verdict};
+use crate::stage_timing::{Lap, Stage};
+use crate::stats::WorkerCounters;
 
 /// One RX queue this worker polls and where its packets go.
 #[derive(Clone, Copy, Debug)]
@@ -96,6 +98,7 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
             }
             rx.clear(); // every mbuf moved to `tx` or `drop`
 
+            let mut lap = Lap::start();
             if !tx.is_empty() {
                 let sent = tx.tx_burst(p.tx_port_id, p.tx_queue);
                 let out = &pipeline.counters().ports[p.tx_port_index];
@@ -106,6 +109,30 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
                 tx.free_from(sent);
             }
             drop.free_from(0);
+            lap.lap(&pipeline.counters().stages, Stage::TxBurst);
+        }
+    }
+    0
+}
+
+/// The I/O floor for the pipeline bench: the same polling and TX as `run`, with
+/// the pipeline switched off (every packet forwarded as received, rx counted).
+pub fn run_bare(plan: WorkerPlan, counters: &WorkerCounters, stop: Arc<AtomicBool>) -> i32 {
+    let mut rx = MbufArray::new();
+    let burst = plan.burst.min(MAX_BURST as u16);
+    while !stop.load(Relaxed) {
+        for p in &plan.polls {
+            let n = rx.rx_burst(p.port_id, p.rx_queue, burst);
+            if n == 0 {
+                counters.empty_polls.inc();
+                continue;
+            }
+            counters.ports[p.port_index].rx_packets.add(n as u64);
+            let sent = rx.tx_burst(p.tx_port_id, p.tx_queue);
+            let out = &counters.ports[p.tx_port_index];
+            out.tx_packets.add(sent as u64);
+            out.tx_failed.add((n - sent) as u64);
+            rx.free_from(sent);
         }
     }
     0
