@@ -48,7 +48,7 @@ mod dpdk {
             .allowlist_function("rte_(eal|eth|pktmbuf|mempool|lcore|socket|strerror|exit|delay|get_tsc|rdtsc|thread|version|telemetry|dev_).*")
             .allowlist_function("btb_.*")
             // The pipeline bench's in-memory loopback ports (net_ring).
-            .allowlist_function("rte_ring_(create|free|count)|rte_eth_from_ring")
+            .allowlist_function("rte_ring_(create|free|count)|rte_eth_from_ring|rte_sys_gettid")
             .allowlist_var("RING_F_(SP_ENQ|SC_DEQ)")
             .allowlist_type("rte_.*")
             .allowlist_var("RTE_.*")

@@ -257,6 +257,8 @@ fn main() {
         // Per worker: the Mpps and cycles/packet of every repetition.
         let mut mpps = vec![Vec::new(); o.workers];
         let mut cpp = vec![Vec::new(); o.workers];
+        let mut wall = vec![Vec::new(); o.workers];
+        let mut share = vec![Vec::new(); o.workers];
         let mut last: Vec<WorkerRun> = Vec::new();
         for _ in 0..o.repeat {
             let runs = bench
@@ -271,8 +273,10 @@ fn main() {
                 )
                 .unwrap_or_else(|e| panic!("{traffic} {label}: {e}"));
             for (w, r) in runs.iter().enumerate() {
-                mpps[w].push(r.mpps());
-                cpp[w].push(r.cycles_per_packet());
+                mpps[w].push(r.mpps_on_cpu());
+                cpp[w].push(r.cycles_per_packet_on_cpu());
+                wall[w].push(r.mpps());
+                share[w].push(r.cpu_seconds / r.seconds);
                 if r.allocations != 0 {
                     failures.push(format!(
                         "{traffic} {label}: {} heap allocations in the measured window (after warm-up)",
@@ -289,6 +293,8 @@ fn main() {
                 w,
                 median(mpps[w].clone()),
                 median(cpp[w].clone()),
+                median(wall[w].clone()),
+                median(share[w].clone()),
             ));
         }
         report_stages(traffic, label, &last, hz);
@@ -296,11 +302,17 @@ fn main() {
     }
     println!();
     println!(
-        "| traffic | loop | worker | Mpps (median of {}) | cycles/packet | full ÷ bare |",
-        o.repeat
+        "Medians of {} runs of {:.1} s. \"on CPU\": per second the worker's thread was on a CPU \
+         (kernel schedstat), the per-lcore figure on a machine nobody else uses; \"wall\": per \
+         second of the window, with the share of it the worker got.",
+        o.repeat,
+        o.window.as_secs_f64()
     );
-    println!("|---|---|---:|---:|---:|---:|");
-    for &(traffic, label, w, mpps, cpp) in &rows {
+    println!(
+        "| traffic | loop | worker | Mpps on CPU | cycles/packet on CPU | full ÷ bare | Mpps wall | CPU share |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for &(traffic, label, w, mpps, cpp, wall, share) in &rows {
         let bare = rows
             .iter()
             .find(|r| r.0 == traffic && r.1 == "bare rx→tx" && r.2 == w)
@@ -311,7 +323,10 @@ fn main() {
         } else {
             format!("{:.0} %", 100.0 * mpps / bare)
         };
-        println!("| {traffic} | {label} | {w} | {mpps:.2} | {cpp:.0} | {ratio} |");
+        println!(
+            "| {traffic} | {label} | {w} | {mpps:.2} | {cpp:.0} | {ratio} | {wall:.2} | {:.0} % |",
+            100.0 * share
+        );
     }
     let total = |traffic: &str, label: &str| -> f64 {
         rows.iter()

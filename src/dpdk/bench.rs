@@ -4,7 +4,7 @@
 //! lcore for a warm-up and a measured window. Rates come from the workers' own
 //! counters; cycles per packet from the TSC over the window (a polling lcore is
 //! 100 % busy, so every cycle of the window belongs to its packets).
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use super::eal::Eal;
 use super::loopback::{self, LoopbackPort};
 use super::mempool::Mempool;
 use super::worker::{self, Clock, Poll, WorkerPlan};
-use super::{lcore, tsc, tsc_hz, DpdkError};
+use super::{gettid, lcore, tsc, tsc_hz, DpdkError};
 use crate::ban::{event_ring, EventConsumer, KeyHasher, SnapshotPublisher, DEFAULT_RING_CAPACITY};
 use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dpi::DpiConfig;
@@ -36,6 +36,10 @@ pub struct WorkerRun {
     pub packets: u64,
     pub tsc_cycles: u64,
     pub seconds: f64,
+    /// Time the worker's thread was on a CPU during the window (from the
+    /// kernel's schedstat): less than `seconds` when the machine is shared.
+    /// NaN when /proc does not say.
+    pub cpu_seconds: f64,
     /// Heap allocations (as counted by the caller's probe) during the window.
     pub allocations: u64,
     /// The worker's counters (stage histograms with `stage-timing`).
@@ -49,6 +53,17 @@ impl WorkerRun {
 
     pub fn cycles_per_packet(&self) -> f64 {
         self.tsc_cycles as f64 / self.packets.max(1) as f64
+    }
+
+    /// Packets per second of CPU time the worker actually got, in millions:
+    /// the per-lcore rate on a machine nobody else uses.
+    pub fn mpps_on_cpu(&self) -> f64 {
+        self.packets as f64 / self.cpu_seconds / 1e6
+    }
+
+    /// TSC cycles per packet counting only the time the worker was on a CPU.
+    pub fn cycles_per_packet_on_cpu(&self) -> f64 {
+        self.cycles_per_packet() * self.cpu_seconds / self.seconds
     }
 }
 
@@ -140,6 +155,7 @@ impl LoopbackBench {
         let counters: Vec<Arc<WorkerCounters>> =
             self.lcores.iter().map(|_| Arc::default()).collect();
         let mut consumers: Vec<EventConsumer> = Vec::new();
+        let tids: Vec<Arc<AtomicI32>> = self.lcores.iter().map(|_| Arc::default()).collect();
         for (w, &lcore_id) in self.lcores.iter().enumerate() {
             let port = self.ports[set][w].id;
             let plan = WorkerPlan {
@@ -157,9 +173,13 @@ impl LoopbackBench {
             };
             let stop = Arc::clone(&stop);
             let c = Arc::clone(&counters[w]);
+            let tid = Arc::clone(&tids[w]);
             match kind {
                 LoopKind::Bare => {
-                    lcore::launch(lcore_id, move || worker::run_bare(plan, &c, stop))?;
+                    lcore::launch(lcore_id, move || {
+                        tid.store(gettid(), Relaxed);
+                        worker::run_bare(plan, &c, stop)
+                    })?;
                 }
                 LoopKind::Pipeline { flows, dpi } => {
                     let (producer, consumer) = event_ring(DEFAULT_RING_CAPACITY);
@@ -172,7 +192,10 @@ impl LoopbackBench {
                         RingSink::new(producer, c),
                     )
                     .with_enforcement(&[PortRole::Inside], BanAction::LogOnly);
-                    lcore::launch(lcore_id, move || worker::run(plan, pipeline, stop))?;
+                    lcore::launch(lcore_id, move || {
+                        tid.store(gettid(), Relaxed);
+                        worker::run(plan, pipeline, stop)
+                    })?;
                 }
             }
         }
@@ -186,6 +209,10 @@ impl LoopbackBench {
         let rx = |c: &WorkerCounters| c.ports[0].rx_packets.get();
         let p0: Vec<u64> = counters.iter().map(|c| rx(c)).collect();
         let a0 = allocations();
+        let cpu0: Vec<f64> = tids
+            .iter()
+            .map(|t| on_cpu_seconds(t.load(Relaxed)))
+            .collect();
         let (t0, i0) = (tsc(), Instant::now());
         while i0.elapsed() < window {
             std::thread::sleep(Duration::from_millis(100).min(window));
@@ -195,6 +222,10 @@ impl LoopbackBench {
         }
         let p1: Vec<u64> = counters.iter().map(|c| rx(c)).collect();
         let a1 = allocations();
+        let cpu1: Vec<f64> = tids
+            .iter()
+            .map(|t| on_cpu_seconds(t.load(Relaxed)))
+            .collect();
         let (t1, i1) = (tsc(), Instant::now());
         stop.store(true, Relaxed);
         let mut failed = None;
@@ -220,9 +251,19 @@ impl LoopbackBench {
                 packets: p1[w] - p0[w],
                 tsc_cycles: t1 - t0,
                 seconds,
+                cpu_seconds: cpu1[w] - cpu0[w],
                 allocations: a1 - a0,
                 counters: Arc::clone(&counters[w]),
             })
             .collect())
     }
+}
+
+/// Seconds thread `tid` of this process has spent on a CPU (first field of
+/// its schedstat, in ns); NaN if unknown.
+fn on_cpu_seconds(tid: i32) -> f64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(f64::NAN, |ns| ns as f64 / 1e9)
 }

@@ -56,6 +56,12 @@ pub fn tsc_hz() -> u64 {
     unsafe { ffi::rte_get_tsc_hz() }
 }
 
+/// The calling thread's kernel thread id (one syscall: call it once, not per packet).
+pub fn gettid() -> i32 {
+    // SAFETY: a plain syscall wrapper with no arguments.
+    unsafe { ffi::rte_sys_gettid() }
+}
+
 /// The current TSC value.
 #[inline(always)]
 pub fn tsc() -> u64 {

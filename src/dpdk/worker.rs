@@ -58,6 +58,10 @@ impl Clock {
     }
 }
 
+/// How many packets ahead of the one in the pipeline its data is prefetched:
+/// enough to cover a memory access at ~40-150 ns per packet.
+const PREFETCH_AHEAD: usize = 4;
+
 pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicBool>) -> i32 {
     let mut rx = MbufArray::new();
     let mut tx = MbufArray::new();
@@ -82,7 +86,18 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
                 unix_ms,
                 bans: Some(&snapshot),
             };
+            // Headers of the whole burst, then each packet's data a few packets
+            // ahead: the pipeline's first loads (length, Ethernet header) hit.
             for i in 0..n {
+                rx.prefetch_header(i);
+            }
+            for i in 0..n.min(PREFETCH_AHEAD) {
+                rx.prefetch_data(i);
+            }
+            for i in 0..n {
+                if i + PREFETCH_AHEAD < n {
+                    rx.prefetch_data(i + PREFETCH_AHEAD);
+                }
                 let len = rx.pkt_len(i);
                 match pipeline.process(p.port_index, rx.frame(i), len, &ctx) {
                     Verdict::Forward if inline => {
