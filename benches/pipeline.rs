@@ -84,12 +84,14 @@ struct Options {
     repeat: usize,
     burst: u16,
     soak: Option<Duration>,
+    /// Run only the cases whose "traffic loop" name contains this.
+    only: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench pipeline -- [--workers N] [--pcap FILE]... [--copies K] \
-         [--new-flows-capacity C] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S]"
+         [--new-flows-capacity C] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full']"
     );
     std::process::exit(2)
 }
@@ -105,6 +107,7 @@ fn parse_options() -> Options {
         repeat: 3,
         burst: 32,
         soak: None,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -124,6 +127,7 @@ fn parse_options() -> Options {
             "--repeat" => o.repeat = value().parse().unwrap_or_else(|_| usage()),
             "--burst" => o.burst = value().parse().unwrap_or_else(|_| usage()),
             "--soak" => o.soak = Some(secs(value())),
+            "--only" => o.only = Some(value()),
             _ => usage(),
         }
     }
@@ -254,6 +258,11 @@ fn main() {
     let mut failures = Vec::new();
     let mut rows = Vec::new();
     for (traffic, set, label, kind) in cases {
+        if let Some(only) = &o.only {
+            if !format!("{traffic} {label}").contains(only.as_str()) {
+                continue;
+            }
+        }
         // Per worker: the Mpps and cycles/packet of every repetition.
         let mut mpps = vec![Vec::new(); o.workers];
         let mut cpp = vec![Vec::new(); o.workers];

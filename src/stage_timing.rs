@@ -221,7 +221,19 @@ pub use disabled::{Lap, StageHistograms};
 pub fn report<'a>(workers: impl IntoIterator<Item = &'a StageHistograms>, tsc_hz: u64) -> String {
     use std::fmt::Write as _;
     let ns = |c: u64| c as f64 * 1e9 / tsc_hz.max(1) as f64;
-    let mut s = String::from(
+    // What a lap costs with nothing in it: two TSC reads and a histogram
+    // update. Every figure below includes it once.
+    let empty = StageHistograms::default();
+    let mut lap = Lap::start();
+    for _ in 0..10_000 {
+        lap.lap(&empty, Stage::Parse);
+    }
+    let overhead = empty.get(Stage::Parse).quantile(0.5).unwrap_or(0);
+    let mut s = format!(
+        "timer overhead (empty lap, p50): {overhead} cycles ({:.1} ns), included in every figure\n",
+        ns(overhead)
+    );
+    s.push_str(
         "| worker | stage | samples | p50 cycles | p50 ns | p99 cycles | p99 ns |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     for (w, h) in workers.into_iter().enumerate() {
