@@ -86,12 +86,14 @@ struct Options {
     soak: Option<Duration>,
     /// Run only the cases whose "traffic loop" name contains this.
     only: Option<String>,
+    /// Extra EAL arguments (whitespace-separated), e.g. `-d` PMD paths.
+    eal: Vec<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench pipeline -- [--workers N] [--pcap FILE]... [--copies K] \
-         [--new-flows-capacity C] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full']"
+         [--new-flows-capacity C] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS']"
     );
     std::process::exit(2)
 }
@@ -108,6 +110,7 @@ fn parse_options() -> Options {
         burst: 32,
         soak: None,
         only: None,
+        eal: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -128,6 +131,7 @@ fn parse_options() -> Options {
             "--burst" => o.burst = value().parse().unwrap_or_else(|_| usage()),
             "--soak" => o.soak = Some(secs(value())),
             "--only" => o.only = Some(value()),
+            "--eal" => o.eal = value().split_whitespace().map(String::from).collect(),
             _ => usage(),
         }
     }
@@ -213,7 +217,7 @@ fn main() {
     let same: Vec<&[u8]> = base.iter().map(Vec::as_slice).collect();
     let new: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
     let prefix = format!("btb_bench_{}", std::process::id());
-    let bench = LoopbackBench::start(&[same, new], o.workers, &prefix)
+    let bench = LoopbackBench::start(&[same, new], o.workers, &prefix, &o.eal)
         .unwrap_or_else(|e| panic!("bench set-up failed: {e}"));
     let hz = bench.tsc_hz();
     let allocations = || ALLOCATIONS.load(Relaxed);

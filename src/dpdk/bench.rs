@@ -85,16 +85,19 @@ impl LoopbackBench {
     /// Starts EAL (`--no-huge --no-pci`, main lcore 0, workers on lcores
     /// 1..=`workers`) and gives every worker one loopback port per traffic
     /// set in `sets`, its ring filled with a copy of that set's frames.
+    /// `extra_eal_args` go last (e.g. `-d` PMD paths on a machine without
+    /// DPDK's plugin directory).
     pub fn start(
         sets: &[Vec<&[u8]>],
         workers: usize,
         file_prefix: &str,
+        extra_eal_args: &[String],
     ) -> Result<Self, DpdkError> {
         let workers = workers.max(1);
         let total: usize = sets.iter().map(Vec::len).sum::<usize>() * workers;
         let pool_size = (total + 1024 * workers + 4096) as u32;
         let memory_mb = pool_size as usize * MBUF_FOOTPRINT / (1 << 20) + 256;
-        let args = vec![
+        let mut args = vec![
             "-l".to_string(),
             format!("0-{workers}"),
             "--no-huge".into(),
@@ -104,6 +107,7 @@ impl LoopbackBench {
             format!("--file-prefix={file_prefix}"),
             "--log-level=lib.eal:warning".into(),
         ];
+        args.extend_from_slice(extra_eal_args);
         let eal = Eal::init(&args)?;
         let pool = Mempool::create("btb_bench_pool", pool_size, 256, 0)?;
         let mut ports = Vec::with_capacity(sets.len());
