@@ -47,6 +47,9 @@ mod dpdk {
             .clang_arg(format!("-I{}", src.display()))
             .allowlist_function("rte_(eal|eth|pktmbuf|mempool|lcore|socket|strerror|exit|delay|get_tsc|rdtsc|thread|version|telemetry|tel_|dev_).*")
             .allowlist_function("btb_.*")
+            // The pipeline bench's in-memory loopback ports (net_ring).
+            .allowlist_function("rte_ring_(create|free|count)|rte_eth_from_ring|rte_sys_gettid")
+            .allowlist_var("RING_F_(SP_ENQ|SC_DEQ)")
             .allowlist_type("rte_.*")
             .allowlist_var("RTE_.*")
             .opaque_type("rte_arp_ipv4|rte_arp_hdr|rte_gtp_psc_generic_hdr")
@@ -74,6 +77,9 @@ mod dpdk {
             cc.flag(flag);
         }
         cc.compile("btblocker_dpdk_shim");
+        // rte_eth_from_ring lives in the net_ring PMD, which pkg-config leaves
+        // out (EAL loads PMDs as plugins); the bench's loopback ports call it.
+        println!("cargo:rustc-link-lib=rte_net_ring");
     }
 
     /// The raw `pkg-config --cflags libdpdk`, split into arguments: the pkg-config

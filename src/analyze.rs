@@ -105,6 +105,19 @@ pub fn analyze_file(
     dpi: &DpiConfig,
     progress: bool,
 ) -> Result<FileReport, CaptureError> {
+    analyze_file_looped(path, flows, dpi, progress, 1)
+}
+
+/// As `analyze_file`; `loops` > 1 reads the file into memory once and runs
+/// the pipeline over it that many times (the same flows come back each pass,
+/// timestamps unchanged): a throughput benchmark without disk in the loop.
+pub fn analyze_file_looped(
+    path: &Path,
+    flows: &FlowsConfig,
+    dpi: &DpiConfig,
+    progress: bool,
+    loops: u64,
+) -> Result<FileReport, CaptureError> {
     let counters = Arc::new(WorkerCounters::default());
     // Offline, memory is cheap and eviction would only blur the report.
     let flow_cfg = FlowsConfig {
@@ -120,17 +133,29 @@ pub fn analyze_file(
     );
     let bar = progress_bar(path, progress);
     let mut skipped = 0u64;
-    let packets = capture::for_each_frame(path, |frame| {
-        if let Some(bar) = &bar {
-            bar.inc(frame.data.len() as u64 + 16);
+    let mut process = |dlt: u32, ts_ns: u64, data: &[u8]| match LinkType::from_dlt(dlt) {
+        Some(link) => {
+            pipeline.process_link(link, data, &Burst::offline(ts_ns));
         }
-        match LinkType::from_dlt(frame.dlt) {
-            Some(link) => {
-                pipeline.process_link(link, frame.data, &Burst::offline(frame.ts_ns));
+        None => skipped += 1,
+    };
+    let packets = if loops <= 1 {
+        capture::for_each_frame(path, |frame| {
+            if let Some(bar) = &bar {
+                bar.inc(frame.data.len() as u64 + 16);
             }
-            None => skipped += 1,
+            process(frame.dlt, frame.ts_ns, frame.data);
+        })?
+    } else {
+        let mut frames = Vec::new();
+        capture::for_each_frame(path, |f| frames.push((f.dlt, f.ts_ns, f.data.to_vec())))?;
+        for _ in 0..loops {
+            for (dlt, ts_ns, data) in &frames {
+                process(*dlt, *ts_ns, data);
+            }
         }
-    })?;
+        frames.len() as u64 * loops
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -169,11 +194,12 @@ pub fn analyze_files(
     paths: &[PathBuf],
     flows: &FlowsConfig,
     dpi: &DpiConfig,
+    loops: u64,
 ) -> Vec<Result<FileReport, CaptureError>> {
     let progress = paths.len() == 1 || rayon::current_num_threads() == 1;
     paths
         .par_iter()
-        .map(|p| analyze_file(p, flows, dpi, progress))
+        .map(|p| analyze_file_looped(p, flows, dpi, progress, loops))
         .collect()
 }
 

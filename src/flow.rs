@@ -111,15 +111,19 @@ pub struct DirCounters {
     pub payload_packets: u32,
 }
 
+/// `repr(C)` so the fields every packet touches (key, verdict, last seen,
+/// counters) sit together at the start of the slot, in two cache lines; the
+/// DPI state, read only while a flow is undecided, comes after.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct Flow {
     pub key: FlowKey,
     /// True when `key.lo` sent the flow's first packet.
     pub lo_is_originator: bool,
-    pub first_seen_ns: u64,
+    pub verdict: FlowVerdict,
     pub last_seen_ns: u64,
     pub dirs: [DirCounters; 2],
-    pub verdict: FlowVerdict,
+    pub first_seen_ns: u64,
     pub dpi: FlowDpiState,
     /// Index of the packet that decided the verdict (among those the pipeline saw).
     pub decided_at_packet: u64,
@@ -148,7 +152,9 @@ impl Flow {
     }
 }
 
+/// Cache-line aligned, `live` first, then the flow's hot fields (see `Flow`).
 #[derive(Clone, Debug, Default)]
+#[repr(C, align(64))]
 struct Slot {
     live: bool,
     flow: Flow,

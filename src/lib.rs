@@ -15,9 +15,10 @@ pub mod live_settings;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
-pub mod replay;
 pub mod reload;
+pub mod replay;
 pub mod report;
+pub mod stage_timing;
 pub mod stats;
 pub mod wire;
 

@@ -9,6 +9,7 @@ use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx, Transport};
 use crate::flow::{Endpoint, Flow, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP};
 use crate::live_settings::{LiveSettings, WorkerSettings};
+use crate::stage_timing::{Lap, Stage};
 use crate::stats::WorkerCounters;
 use crate::stats::MAX_PORTS;
 use crate::wire::{self, Fragment, LinkType, Packet, Parsed, L4};
@@ -242,16 +243,20 @@ impl<S: EventSink> Pipeline<S> {
         wire_len: u32,
         burst: &Burst<'_>,
     ) -> Verdict {
+        let mut lap = Lap::start();
         self.count_rx(port, wire_len as usize);
         let parsed = wire::parse_ethernet(frame);
-        self.process_parsed(port, parsed, burst)
+        lap.lap(&self.counters.stages, Stage::Parse);
+        self.process_parsed(port, parsed, burst, &mut lap)
     }
 
     /// As `process`, for a frame of any supported link type (offline captures).
     pub fn process_link(&mut self, link: LinkType, frame: &[u8], burst: &Burst<'_>) -> Verdict {
+        let mut lap = Lap::start();
         self.count_rx(0, frame.len());
         let parsed = wire::parse_link(link, frame);
-        self.process_parsed(0, parsed, burst)
+        lap.lap(&self.counters.stages, Stage::Parse);
+        self.process_parsed(0, parsed, burst, &mut lap)
     }
 
     #[inline(always)]
@@ -267,6 +272,7 @@ impl<S: EventSink> Pipeline<S> {
         port: usize,
         parsed: Result<Parsed<'_>, wire::ParseError>,
         burst: &Burst<'_>,
+        lap: &mut Lap,
     ) -> Verdict {
         let index = self.packets_seen;
         self.packets_seen += 1;
@@ -284,11 +290,13 @@ impl<S: EventSink> Pipeline<S> {
             }
         };
         self.count_parsed(&packet);
-        if self.is_banned(&packet, burst) {
+        let banned = self.is_banned(&packet, burst);
+        lap.lap(&self.counters.stages, Stage::BanCheck);
+        if banned {
             self.counters.bans.dropped_banned_host.inc();
             return Verdict::Drop;
         }
-        let verdict = self.track_and_inspect(port, &packet, index, burst);
+        let verdict = self.track_and_inspect(port, &packet, index, burst, lap);
         if verdict == FlowVerdict::BitTorrent && self.action != BanAction::LogOnly {
             self.counters.bans.dropped_bittorrent_flow.inc();
             return Verdict::Drop;
@@ -316,6 +324,7 @@ impl<S: EventSink> Pipeline<S> {
         packet: &Packet<'_>,
         index: u64,
         burst: &Burst<'_>,
+        lap: &mut Lap,
     ) -> FlowVerdict {
         let now_ns = burst.now_ns;
         let (proto, transport, sport, dport, flags, payload) = match packet.l4 {
@@ -371,8 +380,10 @@ impl<S: EventSink> Pipeline<S> {
             || flow.verdict == FlowVerdict::Clean
             || (judged_bittorrent && proto != PROTO_UDP)
         {
+            lap.lap(&counters.stages, Stage::Flow);
             return flow.verdict;
         }
+        lap.lap(&counters.stages, Stage::Flow);
         let ctx = PayloadCtx {
             transport,
             direction: dir,
@@ -385,11 +396,14 @@ impl<S: EventSink> Pipeline<S> {
         };
         if judged_bittorrent {
             dpi.learn_from_bittorrent_flow(&ctx, now_ns);
+            lap.lap(&counters.stages, Stage::Dpi);
             return flow.verdict;
         }
         d.payload_packets += 1;
         counters.flows.inspected_packets.inc();
-        match dpi.inspect(&mut flow.dpi, &ctx, now_ns) {
+        let inspection = dpi.inspect(&mut flow.dpi, &ctx, now_ns);
+        lap.lap(&counters.stages, Stage::Dpi);
+        match inspection {
             Inspection::Pending => {}
             Inspection::Clean => {
                 flow.verdict = FlowVerdict::Clean;

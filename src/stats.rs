@@ -108,6 +108,8 @@ pub struct WorkerCounters {
     pub bans: BanCounters,
     /// Receive polls that returned no packet (idle detection for finite inputs).
     pub empty_polls: Counter,
+    /// Cycle histograms per stage (empty unless built with `stage-timing`).
+    pub stages: crate::stage_timing::StageHistograms,
 }
 
 /// Sum of one field over many workers.

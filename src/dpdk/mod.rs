@@ -1,9 +1,11 @@
 //! The only module with `unsafe`: DPDK bindings and safe wrappers over EAL,
 //! mempools, ports, mbufs and lcores. Everything outside this module is safe
 //! Rust; every `unsafe` block here says why it is sound.
+pub mod bench;
 mod eal;
 mod ffi;
 mod lcore;
+mod loopback;
 mod mbuf;
 mod mempool;
 mod port;
@@ -54,6 +56,12 @@ fn strerror(code: i32) -> String {
 pub fn tsc_hz() -> u64 {
     // SAFETY: reads a value EAL computed at init; no preconditions.
     unsafe { ffi::rte_get_tsc_hz() }
+}
+
+/// The calling thread's kernel thread id (one syscall: call it once, not per packet).
+pub fn gettid() -> i32 {
+    // SAFETY: a plain syscall wrapper with no arguments.
+    unsafe { ffi::rte_sys_gettid() }
 }
 
 /// The current TSC value.

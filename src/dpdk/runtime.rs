@@ -202,6 +202,11 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
         }
     }
     print!("{summary}");
+    #[cfg(feature = "stage-timing")]
+    print!(
+        "{}",
+        crate::stage_timing::report(counters.iter().map(|c| &c.stages), super::tsc_hz())
+    );
     if let Some(path) = &opts.summary_json {
         let json = serde_json::to_string_pretty(&summary).expect("the summary is plain data");
         std::fs::write(path, json + "\n").map_err(|source| RunError::Summary {

@@ -9,6 +9,8 @@
 #include <rte_cycles.h>
 #include <rte_version.h>
 #include <rte_telemetry.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
 
 /* rte_errno is a per-lcore TLS macro: bindgen cannot bind it. */
 int btb_errno(void);

@@ -1,0 +1,441 @@
+//! Pipeline bench: the REAL DPDK worker loop (`rx_burst → pipeline → tx_burst`)
+//! over in-memory `net_ring` loopback ports pre-filled from a capture, next to
+//! the same loop with the pipeline switched off (the I/O floor), in one run.
+//!
+//!     cargo bench --bench pipeline                       # the table
+//!     cargo bench --bench pipeline -- --workers 14       # scaling (needs 15 lcores)
+//!     cargo bench --bench pipeline -- --soak 600         # 10-minute RSS soak
+//!     cargo bench --features stage-timing --bench pipeline   # + p50/p99 per stage
+//!
+//! Two traffic sets, both from the capture (default data/demo.pcap, the corpus
+//! mix; `--pcap FILE` repeatable):
+//! - `same-flows`: the capture once; when it loops the same flows come back,
+//!   already decided, so after the first pass most packets take the fast path.
+//! - `new-flows`: `--copies` (16) copies, each with its IP addresses rewritten
+//!   (XOR of the copy number into two address bytes), in a flow table much
+//!   smaller than the distinct flows (`--new-flows-capacity`, 256), so a flow
+//!   is evicted before it comes round again: every pass re-creates and
+//!   re-inspects its flows (the churn worst case), over a ring far larger
+//!   than the caches.
+//!
+//! A counting global allocator checks that the workers allocate nothing after
+//! warm-up: the bench fails loudly otherwise.
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use btblocker::capture::for_each_frame;
+use btblocker::config::FlowsConfig;
+use btblocker::dpdk::bench::{LoopKind, LoopbackBench, WorkerRun};
+use btblocker::dpi::DpiConfig;
+
+/// Counts allocations made by every thread except those that opted out (the
+/// main thread, which reports and samples RSS; the workers never opt out).
+struct CountingAlloc;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static NOT_COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count_one() {
+    if !NOT_COUNTED.with(Cell::get) {
+        ALLOCATIONS.fetch_add(1, Relaxed);
+    }
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; the counter
+// is an atomic and the thread-local a const-initialised Cell (no allocation).
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+struct Options {
+    workers: usize,
+    pcaps: Vec<PathBuf>,
+    copies: usize,
+    new_flows_capacity: usize,
+    warmup: Duration,
+    window: Duration,
+    repeat: usize,
+    burst: u16,
+    soak: Option<Duration>,
+    /// Run only the cases whose "traffic loop" name contains this.
+    only: Option<String>,
+    /// Extra EAL arguments (whitespace-separated), e.g. `-d` PMD paths.
+    eal: Vec<String>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: cargo bench --bench pipeline -- [--workers N] [--pcap FILE]... [--copies K] \
+         [--new-flows-capacity C] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS']"
+    );
+    std::process::exit(2)
+}
+
+fn parse_options() -> Options {
+    let mut o = Options {
+        workers: 1,
+        pcaps: Vec::new(),
+        copies: 16,
+        new_flows_capacity: 256,
+        warmup: Duration::from_millis(500),
+        window: Duration::from_secs(2),
+        repeat: 3,
+        burst: 32,
+        soak: None,
+        only: None,
+        eal: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        let secs = |v: String| Duration::from_secs_f64(v.parse().unwrap_or_else(|_| usage()));
+        match a.as_str() {
+            // cargo bench passes --bench to harness=false targets.
+            "--bench" => {}
+            "--workers" => o.workers = value().parse().unwrap_or_else(|_| usage()),
+            "--pcap" => o.pcaps.push(value().into()),
+            "--copies" => o.copies = value().parse().unwrap_or_else(|_| usage()),
+            "--new-flows-capacity" => {
+                o.new_flows_capacity = value().parse().unwrap_or_else(|_| usage())
+            }
+            "--warmup" => o.warmup = secs(value()),
+            "--seconds" => o.window = secs(value()),
+            "--repeat" => o.repeat = value().parse().unwrap_or_else(|_| usage()),
+            "--burst" => o.burst = value().parse().unwrap_or_else(|_| usage()),
+            "--soak" => o.soak = Some(secs(value())),
+            "--only" => o.only = Some(value()),
+            "--eal" => o.eal = value().split_whitespace().map(String::from).collect(),
+            _ => usage(),
+        }
+    }
+    if o.pcaps.is_empty() {
+        o.pcaps
+            .push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/demo.pcap"));
+    }
+    o.copies = o.copies.max(1);
+    o.repeat = o.repeat.max(1);
+    o
+}
+
+/// Ethernet frames of every capture, in order (other link types skipped).
+fn load_frames(paths: &[PathBuf]) -> Vec<Vec<u8>> {
+    const DLT_EN10MB: u32 = 1;
+    let mut frames = Vec::new();
+    for p in paths {
+        for_each_frame(p, |f| {
+            if f.dlt == DLT_EN10MB {
+                frames.push(f.data.to_vec());
+            }
+        })
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+    }
+    frames
+}
+
+/// XORs `k` into bytes 1-2 (IPv4) or 2-3 (IPv6) of both addresses, so copy k
+/// of the capture has its own flows (same structure, new keys). Checksums are
+/// left stale: the pipeline does not verify them.
+fn rewrite_addresses(frame: &mut [u8], k: u16) {
+    let mut off = 12;
+    let ethertype = |f: &[u8], o: usize| f.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let mut et = ethertype(frame, off);
+    while matches!(et, Some(0x8100 | 0x88a8)) {
+        off += 4;
+        et = ethertype(frame, off);
+    }
+    let ip = off + 2;
+    let (src, dst, at) = match et {
+        Some(0x0800) => (ip + 12, ip + 16, 1),
+        Some(0x86dd) => (ip + 8, ip + 24, 2),
+        _ => return,
+    };
+    let [hi, lo] = k.to_be_bytes();
+    for base in [src, dst] {
+        if let Some(b) = frame.get_mut(base + at..base + at + 2) {
+            b[0] ^= hi;
+            b[1] ^= lo;
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    NOT_COUNTED.with(|c| c.set(true));
+    let o = parse_options();
+    let base = load_frames(&o.pcaps);
+    assert!(!base.is_empty(), "no Ethernet frames in {:?}", o.pcaps);
+    let mut copies = Vec::with_capacity(base.len() * o.copies);
+    for k in 0..o.copies {
+        for f in &base {
+            let mut f = f.clone();
+            rewrite_addresses(&mut f, k as u16 + 1);
+            copies.push(f);
+        }
+    }
+    let same: Vec<&[u8]> = base.iter().map(Vec::as_slice).collect();
+    let new: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
+    let prefix = format!("btb_bench_{}", std::process::id());
+    let bench = LoopbackBench::start(&[same, new], o.workers, &prefix, &o.eal)
+        .unwrap_or_else(|e| panic!("bench set-up failed: {e}"));
+    let hz = bench.tsc_hz();
+    let allocations = || ALLOCATIONS.load(Relaxed);
+    let same_flows = LoopKind::Pipeline {
+        flows: FlowsConfig::default(),
+        dpi: DpiConfig::default(),
+    };
+    let new_flows = LoopKind::Pipeline {
+        flows: FlowsConfig {
+            capacity: o.new_flows_capacity,
+            ..FlowsConfig::default()
+        },
+        dpi: DpiConfig::default(),
+    };
+    println!(
+        "pipeline bench: {} worker(s), burst {}, TSC {:.3} GHz, {} packets from {:?}",
+        o.workers,
+        o.burst,
+        hz as f64 / 1e9,
+        base.len(),
+        o.pcaps
+    );
+    println!(
+        "rings per worker: same-flows {} packets, new-flows {} packets ({} copies, flow table {})",
+        bench.packets_per_worker(0),
+        bench.packets_per_worker(1),
+        o.copies,
+        o.new_flows_capacity
+    );
+
+    if let Some(soak) = o.soak {
+        run_soak(&bench, &new_flows, &o, soak, &allocations);
+        return;
+    }
+
+    let cases: [(&str, usize, &str, &LoopKind); 4] = [
+        ("same-flows", 0, "bare rx→tx", &LoopKind::Bare),
+        ("same-flows", 0, "full pipeline", &same_flows),
+        ("new-flows", 1, "bare rx→tx", &LoopKind::Bare),
+        ("new-flows", 1, "full pipeline", &new_flows),
+    ];
+    let mut failures = Vec::new();
+    let mut rows = Vec::new();
+    for (traffic, set, label, kind) in cases {
+        if let Some(only) = &o.only {
+            if !format!("{traffic} {label}").contains(only.as_str()) {
+                continue;
+            }
+        }
+        // Per worker: the Mpps and cycles/packet of every repetition.
+        let mut mpps = vec![Vec::new(); o.workers];
+        let mut cpp = vec![Vec::new(); o.workers];
+        let mut wall = vec![Vec::new(); o.workers];
+        let mut share = vec![Vec::new(); o.workers];
+        let mut last: Vec<WorkerRun> = Vec::new();
+        for _ in 0..o.repeat {
+            let runs = bench
+                .measure(
+                    set,
+                    kind,
+                    o.burst,
+                    o.warmup,
+                    o.window,
+                    &allocations,
+                    &mut |_| {},
+                )
+                .unwrap_or_else(|e| panic!("{traffic} {label}: {e}"));
+            for (w, r) in runs.iter().enumerate() {
+                mpps[w].push(r.mpps_on_cpu());
+                cpp[w].push(r.cycles_per_packet_on_cpu());
+                wall[w].push(r.mpps());
+                share[w].push(r.cpu_seconds / r.seconds);
+                if r.allocations != 0 {
+                    failures.push(format!(
+                        "{traffic} {label}: {} heap allocations in the measured window (after warm-up)",
+                        r.allocations
+                    ));
+                }
+            }
+            last = runs;
+        }
+        for w in 0..o.workers {
+            rows.push((
+                traffic,
+                label,
+                w,
+                median(mpps[w].clone()),
+                median(cpp[w].clone()),
+                median(wall[w].clone()),
+                median(share[w].clone()),
+            ));
+        }
+        report_stages(traffic, label, &last, hz);
+        print_flow_counters(traffic, label, &last);
+    }
+    println!();
+    println!(
+        "Medians of {} runs of {:.1} s. \"on CPU\": per second the worker's thread was on a CPU \
+         (kernel schedstat), the per-lcore figure on a machine nobody else uses; \"wall\": per \
+         second of the window, with the share of it the worker got.",
+        o.repeat,
+        o.window.as_secs_f64()
+    );
+    println!(
+        "| traffic | loop | worker | Mpps on CPU | cycles/packet on CPU | full ÷ bare | Mpps wall | CPU share |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for &(traffic, label, w, mpps, cpp, wall, share) in &rows {
+        let bare = rows
+            .iter()
+            .find(|r| r.0 == traffic && r.1 == "bare rx→tx" && r.2 == w)
+            .map(|r| r.3)
+            .unwrap_or(f64::NAN);
+        let ratio = if label == "bare rx→tx" {
+            String::new()
+        } else {
+            format!("{:.0} %", 100.0 * mpps / bare)
+        };
+        println!(
+            "| {traffic} | {label} | {w} | {mpps:.2} | {cpp:.0} | {ratio} | {wall:.2} | {:.0} % |",
+            100.0 * share
+        );
+    }
+    let total = |traffic: &str, label: &str| -> f64 {
+        rows.iter()
+            .filter(|r| r.0 == traffic && r.1 == label)
+            .map(|r| r.3)
+            .sum()
+    };
+    for traffic in ["same-flows", "new-flows"] {
+        println!(
+            "aggregate {traffic}: bare {:.2} Mpps, full pipeline {:.2} Mpps over {} worker(s)",
+            total(traffic, "bare rx→tx"),
+            total(traffic, "full pipeline"),
+            o.workers
+        );
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("ALLOCATION CHECK FAILED: {f}");
+        }
+        std::process::exit(1);
+    }
+    println!("allocation check: 0 heap allocations on the workers in every measured window");
+}
+
+fn print_flow_counters(traffic: &str, label: &str, runs: &[WorkerRun]) {
+    for (w, r) in runs.iter().enumerate() {
+        let f = &r.counters.flows;
+        if f.created.get() == 0 {
+            continue;
+        }
+        println!(
+            "{traffic} {label} worker {w} (whole last run): {} flows created, {} evicted, {} packets inspected, {} judged BitTorrent, {} clean",
+            f.created.get(),
+            f.evicted.get(),
+            f.inspected_packets.get(),
+            f.judged_bittorrent.get(),
+            f.judged_clean.get()
+        );
+    }
+}
+
+#[cfg(feature = "stage-timing")]
+fn report_stages(traffic: &str, label: &str, runs: &[WorkerRun], hz: u64) {
+    if label == "bare rx→tx" {
+        return;
+    }
+    println!("\nstage timing, {traffic} {label} (last run, warm-up included):");
+    print!(
+        "{}",
+        btblocker::stage_timing::report(runs.iter().map(|r| &r.counters.stages), hz)
+    );
+}
+
+#[cfg(not(feature = "stage-timing"))]
+fn report_stages(_traffic: &str, _label: &str, _runs: &[WorkerRun], _hz: u64) {}
+
+fn run_soak(
+    bench: &LoopbackBench,
+    kind: &LoopKind,
+    o: &Options,
+    soak: Duration,
+    allocations: &dyn Fn() -> u64,
+) {
+    let mut samples = vec![(0.0, rss_kib())];
+    let mut next = 10.0;
+    let runs = bench
+        .measure(1, kind, o.burst, o.warmup, soak, allocations, &mut |t| {
+            if t.as_secs_f64() >= next {
+                samples.push((t.as_secs_f64(), rss_kib()));
+                next += 10.0;
+            }
+        })
+        .unwrap_or_else(|e| panic!("soak: {e}"));
+    samples.push((soak.as_secs_f64(), rss_kib()));
+    println!(
+        "soak: new-flows full pipeline for {:.0} s",
+        soak.as_secs_f64()
+    );
+    for (t, kib) in &samples {
+        println!("rss t={t:>6.1}s {kib} KiB");
+    }
+    let (first, lastv) = (samples[0].1, samples[samples.len() - 1].1);
+    let max = samples.iter().map(|s| s.1).max().unwrap_or(0);
+    println!("rss start {first} KiB, end {lastv} KiB, max {max} KiB");
+    for (w, r) in runs.iter().enumerate() {
+        println!(
+            "worker {w}: {:.2} Mpps, {:.0} cycles/packet, {} packets, {} allocations in the window",
+            r.mpps(),
+            r.cycles_per_packet(),
+            r.packets,
+            r.allocations
+        );
+    }
+    print_flow_counters("new-flows", "soak", &runs);
+    if runs.iter().any(|r| r.allocations != 0) {
+        eprintln!("ALLOCATION CHECK FAILED during the soak");
+        std::process::exit(1);
+    }
+}
