@@ -16,17 +16,6 @@ use common::*;
 const DEMO: &str = "data/demo.pcap";
 const BT: &str = "../shared/corpus/ndpi/positive/bittorrent.pcap";
 
-/// The hosts the bundled capture gets banned for (`ban.target: inside`, one
-/// inside port: the deciding packet's source), with the detector.
-const DEMO_BANS: &[(&str, &str)] = &[
-    ("82.243.113.43", "dht"),
-    ("178.71.206.1", "peer_wire_handshake"),
-    ("192.168.0.102", "lsd"),
-    ("192.168.1.3", "peer_wire_handshake"),
-    ("192.168.1.128", "http_tracker"),
-    ("3991:72d:336e:65ec:c5bf:a5fa:83ad:23de", "utp"),
-];
-
 fn config(s: &Scratch, rx: &Path, extra_device: &str, idle: bool, ban: &str) -> String {
     let out = s.path("out.pcap");
     let idle = if idle {

@@ -18,16 +18,6 @@ use serde_json::Value;
 const DEMO: &str = "data/demo.pcap";
 /// Frames in the bundled capture.
 const DEMO_PACKETS: u64 = 1355;
-/// What the bundled capture bans (see tests/bans.rs), sorted as `bans list`
-/// sorts them (by address, IPv4 first).
-const DEMO_BANS: &[(&str, &str)] = &[
-    ("82.243.113.43", "dht"),
-    ("178.71.206.1", "peer_wire_handshake"),
-    ("192.168.0.102", "lsd"),
-    ("192.168.1.3", "peer_wire_handshake"),
-    ("192.168.1.128", "http_tracker"),
-    ("3991:72d:336e:65ec:c5bf:a5fa:83ad:23de", "utp"),
-];
 /// Hang guard for anything the test waits for.
 const GUARD: Duration = Duration::from_secs(90);
 

@@ -169,10 +169,12 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
         cfg,
         &stop,
         started,
-        &mut bans,
-        &mut operator,
-        reloader.as_mut(),
-        metrics.as_ref(),
+        ControlServices {
+            bans: &mut bans,
+            operator: &mut operator,
+            reloader: reloader.as_mut(),
+            metrics: metrics.as_ref(),
+        },
         || RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views(), &hw()),
     );
     // Commands from now on are told the daemon is stopping; the socket goes.
@@ -218,6 +220,15 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
     failed.map_or(Ok(()), Err)
 }
 
+/// What the control loop drives besides the clock: the ban table (its only
+/// writer), operator commands, SIGHUP reloads and the metrics export.
+struct ControlServices<'a> {
+    bans: &'a mut BanControl,
+    operator: &'a mut Operator,
+    reloader: Option<&'a mut Reloader>,
+    metrics: Option<&'a Metrics>,
+}
+
 /// Every millisecond applies the workers' detections (bans reach every worker
 /// within about a tick) and a SIGHUP reload if one was asked for; every 10 ms
 /// checks the stop conditions (a signal, or for finite inputs every RX queue
@@ -226,12 +237,15 @@ fn control_loop(
     cfg: &Config,
     stop: &AtomicBool,
     started: Instant,
-    bans: &mut BanControl,
-    operator: &mut Operator,
-    mut reloader: Option<&mut Reloader>,
-    metrics: Option<&Metrics>,
+    services: ControlServices,
     summary: impl Fn() -> RunSummary,
 ) {
+    let ControlServices {
+        bans,
+        operator,
+        mut reloader,
+        metrics,
+    } = services;
     let interval = Duration::from_millis(cfg.pipeline.stats_interval_ms);
     let idle_limit = cfg.pipeline.stop_after_idle_ms.map(Duration::from_millis);
     let mut next_print = started + interval;

@@ -150,3 +150,15 @@ pub fn run_with_summary(s: &Scratch, yaml: &str) -> serde_json::Value {
     assert!(out.status.success(), "run failed: {}", describe(&out));
     read_summary(&summary)
 }
+
+/// The hosts the bundled capture (data/demo.pcap) gets banned for with
+/// `ban.target: inside` and one inside port (the deciding packet's source),
+/// with the detector, sorted as `bans list` sorts them (IPv4 first).
+pub const DEMO_BANS: &[(&str, &str)] = &[
+    ("82.243.113.43", "dht"),
+    ("178.71.206.1", "peer_wire_handshake"),
+    ("192.168.0.102", "lsd"),
+    ("192.168.1.3", "peer_wire_handshake"),
+    ("192.168.1.128", "http_tracker"),
+    ("3991:72d:336e:65ec:c5bf:a5fa:83ad:23de", "utp"),
+];
