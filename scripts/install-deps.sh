@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what btblocker needs to build and test, if it is missing:
 # DPDK 22.11 (headers, libraries, PMDs, dpdk-testpmd), libclang for bindgen,
-# pkg-config, libpcap. Debian 12 / Ubuntu 22.04+. Idempotent and quiet when
+# pkg-config, libpcap; iproute2 and python3 for the netns test, ruby for
+# `ruby -c Vagrantfile` (make check-packaging). Debian 12 / Ubuntu 22.04+. Idempotent and quiet when
 # everything is there.
 set -euo pipefail
-packages=(libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev libpcap-dev gcc make iproute2 python3)
+packages=(libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev libpcap-dev gcc make iproute2 python3 ruby)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
