@@ -173,7 +173,7 @@ fn sighup_with_a_bad_file_keeps_the_daemon_on_its_old_config() {
     let mut d = Daemon::start(&cfg, &summary);
     d.wait_for("worker 0 on lcore 1 polls");
 
-    // A mistake on line 21, and a change that must not be applied.
+    // A mistake on line 23, and a change that must not be applied.
     s.write(
         "config.yaml",
         &null_config(&s, "  denylist: [192.0.2.1, 192.0.2.7]\n  threshold: 0\n"),
@@ -181,7 +181,7 @@ fn sighup_with_a_bad_file_keeps_the_daemon_on_its_old_config() {
     d.signal("-HUP");
     let line = d.wait_for("config reload of");
     assert!(
-        line.contains("failed, keeping the running config: ban.threshold: must be >= 1 (line 21)"),
+        line.contains("failed, keeping the running config: ban.threshold: must be >= 1 (line 23)"),
         "{line}"
     );
     let (ok, stderr) = d.stop();
