@@ -162,13 +162,7 @@ pipeline:\n  mode: inline\n  control_lcore: 0\n  worker_lcores: [1]\nban:\n  per
     );
     let cfg = s.write("config.yaml", &yaml);
     let summary = s.path("summary.json");
-    let child = spawn(&[
-        "run",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
+    let child = spawn_run(&cfg, &summary);
     std::thread::sleep(Duration::from_millis(2500));
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -256,13 +250,7 @@ ban:\n  action: log_only\n  persist: false\nmetrics:\n  listen: 127.0.0.1:{port}
     );
     let cfg = s.write("config.yaml", &yaml);
     let summary = s.path("summary.json");
-    let child = spawn(&[
-        "run",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--summary-json",
-        summary.to_str().unwrap(),
-    ]);
+    let child = spawn_run(&cfg, &summary);
     // The capture takes milliseconds; then the run idles 2.5 s with its counters final.
     std::thread::sleep(Duration::from_millis(1500));
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint up");

@@ -77,6 +77,17 @@ pub fn spawn(args: &[&str]) -> Child {
         .expect("start btblocker")
 }
 
+/// Starts `btblocker run -c CFG --summary-json SUMMARY` (stopped by the test).
+pub fn spawn_run(cfg: &Path, summary: &Path) -> Child {
+    spawn(&[
+        "run",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ])
+}
+
 pub fn run_to_end(args: &[&str]) -> Output {
     wait_with_limit(spawn(args), Duration::from_secs(120))
 }
