@@ -74,6 +74,11 @@ unsafe impl GlobalAlloc for CountingAlloc {
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
+/// The three loops each traffic set runs (row labels of the table).
+const BARE: &str = "bare rx→tx";
+const READ_HEADERS: &str = "rx→read headers→tx";
+const FULL: &str = "full pipeline";
+
 struct Options {
     workers: usize,
     pcaps: Vec<PathBuf>,
@@ -253,11 +258,13 @@ fn main() {
         return;
     }
 
-    let cases: [(&str, usize, &str, &LoopKind); 4] = [
-        ("same-flows", 0, "bare rx→tx", &LoopKind::Bare),
-        ("same-flows", 0, "full pipeline", &same_flows),
-        ("new-flows", 1, "bare rx→tx", &LoopKind::Bare),
-        ("new-flows", 1, "full pipeline", &new_flows),
+    let cases: [(&str, usize, &str, &LoopKind); 6] = [
+        ("same-flows", 0, BARE, &LoopKind::Bare),
+        ("same-flows", 0, READ_HEADERS, &LoopKind::ReadHeaders),
+        ("same-flows", 0, FULL, &same_flows),
+        ("new-flows", 1, BARE, &LoopKind::Bare),
+        ("new-flows", 1, READ_HEADERS, &LoopKind::ReadHeaders),
+        ("new-flows", 1, FULL, &new_flows),
     ];
     let mut failures = Vec::new();
     let mut rows = Vec::new();
@@ -322,22 +329,21 @@ fn main() {
         o.window.as_secs_f64()
     );
     println!(
-        "| traffic | loop | worker | Mpps on CPU | cycles/packet on CPU | full ÷ bare | Mpps wall | CPU share |"
+        "| traffic | loop | worker | Mpps on CPU | cycles/packet on CPU | ÷ bare | ÷ read headers | Mpps wall | CPU share |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for &(traffic, label, w, mpps, cpp, wall, share) in &rows {
-        let bare = rows
-            .iter()
-            .find(|r| r.0 == traffic && r.1 == "bare rx→tx" && r.2 == w)
-            .map(|r| r.3)
-            .unwrap_or(f64::NAN);
-        let ratio = if label == "bare rx→tx" {
-            String::new()
-        } else {
-            format!("{:.0} %", 100.0 * mpps / bare)
+        let floor = |floor: &str| {
+            rows.iter()
+                .find(|r| r.0 == traffic && r.1 == floor && r.2 == w)
+                .filter(|_| label != floor && label != BARE)
+                .map(|r| format!("{:.0} %", 100.0 * mpps / r.3))
+                .unwrap_or_default()
         };
         println!(
-            "| {traffic} | {label} | {w} | {mpps:.2} | {cpp:.0} | {ratio} | {wall:.2} | {:.0} % |",
+            "| {traffic} | {label} | {w} | {mpps:.2} | {cpp:.0} | {} | {} | {wall:.2} | {:.0} % |",
+            floor(BARE),
+            floor(READ_HEADERS),
             100.0 * share
         );
     }
@@ -349,9 +355,10 @@ fn main() {
     };
     for traffic in ["same-flows", "new-flows"] {
         println!(
-            "aggregate {traffic}: bare {:.2} Mpps, full pipeline {:.2} Mpps over {} worker(s)",
-            total(traffic, "bare rx→tx"),
-            total(traffic, "full pipeline"),
+            "aggregate {traffic}: bare {:.2} Mpps, read headers {:.2} Mpps, full pipeline {:.2} Mpps over {} worker(s)",
+            total(traffic, BARE),
+            total(traffic, READ_HEADERS),
+            total(traffic, FULL),
             o.workers
         );
     }
@@ -383,7 +390,7 @@ fn print_flow_counters(traffic: &str, label: &str, runs: &[WorkerRun]) {
 
 #[cfg(feature = "stage-timing")]
 fn report_stages(traffic: &str, label: &str, runs: &[WorkerRun], hz: u64) {
-    if label == "bare rx→tx" {
+    if label != FULL {
         return;
     }
     println!("\nstage timing, {traffic} {label} (last run, warm-up included):");

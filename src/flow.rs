@@ -6,6 +6,14 @@
 //! the least recently seen one is evicted (counted). This bounds the work per
 //! packet to `WAYS` compares, needs no global LRU list, and approximates
 //! "evict the oldest" closely because a bucket is a random sample of the table.
+//!
+//! Each bucket has one 64-byte line of metadata beside its slots: a 32-bit tag
+//! (high bits of the key's hash; 0 = free) and a coarse last-seen time per
+//! slot. A lookup reads that line and then only the slot whose tag matches; a
+//! miss or an eviction choice never touches the other slots. So a lookup costs
+//! one or two cache lines instead of up to eight, and
+//! [`FlowTable::prefetch_bucket`] lets a caller start loading the line for
+//! every packet of a burst before it looks any of them up.
 use std::net::IpAddr;
 
 use crate::dpi::{Detection, Direction, FlowDpiState};
@@ -20,21 +28,30 @@ pub const PROTO_UDP: u8 = 17;
 /// One endpoint of a flow, IPv4 stored as IPv4-mapped IPv6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Endpoint {
-    pub addr: [u8; 16],
+    /// The IPv6 (or IPv4-mapped) address as a big-endian 128-bit number, high
+    /// half first: two registers, so keys compare and hash as integers (as
+    /// `[u8; 16]` the compiler moved them byte by byte), and the derived order
+    /// is still the addresses' byte order.
+    addr: [u64; 2],
     pub port: u16,
 }
 
 impl Endpoint {
+    #[inline]
     pub fn new(ip: IpAddr, port: u16) -> Self {
-        let addr = match ip {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            IpAddr::V6(v6) => v6.octets(),
+        let v = match ip {
+            IpAddr::V4(v4) => 0xffff_0000_0000 | u128::from(u32::from(v4)),
+            IpAddr::V6(v6) => u128::from(v6),
         };
-        Endpoint { addr, port }
+        Endpoint {
+            addr: [(v >> 64) as u64, v as u64],
+            port,
+        }
     }
 
     pub fn ip(&self) -> IpAddr {
-        let v6 = std::net::Ipv6Addr::from(self.addr);
+        let v6 =
+            std::net::Ipv6Addr::from(u128::from(self.addr[0]) << 64 | u128::from(self.addr[1]));
         match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => IpAddr::V6(v6),
@@ -52,6 +69,7 @@ pub struct FlowKey {
 
 impl FlowKey {
     /// The key of a packet from `src` to `dst`, and whether `src` is the low end.
+    #[inline]
     pub fn of(proto: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, bool) {
         if src <= dst {
             (
@@ -82,9 +100,8 @@ impl FlowKey {
         const K: u64 = 0x517c_c1b7_2722_0a95;
         let mut h = seed;
         let mut mix = |w: u64| h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-        for half in [&self.lo.addr, &self.hi.addr] {
-            mix(u64::from_le_bytes(half[..8].try_into().expect("8 bytes")));
-            mix(u64::from_le_bytes(half[8..].try_into().expect("8 bytes")));
+        for word in [self.lo.addr, self.hi.addr].into_iter().flatten() {
+            mix(word);
         }
         mix(u64::from(self.lo.port) | u64::from(self.hi.port) << 16 | u64::from(self.proto) << 32);
         h ^ (h >> 29)
@@ -152,12 +169,37 @@ impl Flow {
     }
 }
 
-/// Cache-line aligned, `live` first, then the flow's hot fields (see `Flow`).
+/// Cache-line aligned, the flow's hot fields first (see `Flow`). Whether it is
+/// live is its bucket's business (`BucketMeta`).
 #[derive(Clone, Debug, Default)]
 #[repr(C, align(64))]
 struct Slot {
-    live: bool,
     flow: Flow,
+}
+
+/// One cache line per bucket: what a lookup reads before any slot.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct BucketMeta {
+    /// Per slot: 0 when free, else the key hash's high 32 bits with the low
+    /// bit set (`tag_of`), so a live slot never reads as free.
+    tags: [u32; WAYS],
+    /// Per slot: last seen, in ticks of 2^20 ns (about 1 ms), wrapping after
+    /// about 52 days. Only chooses the victim of a full bucket; expiry itself
+    /// reads the slot's exact `last_seen_ns`.
+    seen: [u32; WAYS],
+}
+
+const SEEN_TICK_SHIFT: u32 = 20;
+
+#[inline(always)]
+fn seen_tick(now_ns: u64) -> u32 {
+    (now_ns >> SEEN_TICK_SHIFT) as u32
+}
+
+#[inline(always)]
+fn tag_of(hash: u64) -> u32 {
+    (hash >> 32) as u32 | 1
 }
 
 /// Counters the table keeps about itself.
@@ -176,6 +218,7 @@ pub enum Retired {
 }
 
 pub struct FlowTable {
+    meta: Box<[BucketMeta]>,
     slots: Box<[Slot]>,
     bucket_mask: usize,
     seed: u64,
@@ -191,6 +234,7 @@ impl FlowTable {
     pub fn new(capacity: usize, tcp_timeout_ns: u64, udp_timeout_ns: u64, seed: u64) -> Self {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         FlowTable {
+            meta: vec![BucketMeta::default(); buckets].into_boxed_slice(),
             slots: vec![Slot::default(); buckets * WAYS].into_boxed_slice(),
             bucket_mask: buckets - 1,
             seed,
@@ -222,6 +266,20 @@ impl FlowTable {
         }
     }
 
+    /// The hash a lookup of `key` uses; `prefetch_bucket` and
+    /// `lookup_hashed` take it so a burst hashes each packet once.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        key.hash(self.seed)
+    }
+
+    /// The metadata line a lookup of `hash` reads first, for the caller to
+    /// prefetch (the address only: this module has no unsafe code).
+    #[inline]
+    pub fn bucket_line(&self, hash: u64) -> *const u8 {
+        std::ptr::from_ref(&self.meta[hash as usize & self.bucket_mask]).cast()
+    }
+
     /// Finds the flow of a packet from `src` to `dst`, creating it (with `src` as
     /// originator) if absent or expired. Returns the flow and the packet's
     /// direction, and whether it was just created. `on_retire` sees every live
@@ -233,30 +291,33 @@ impl FlowTable {
         src: Endpoint,
         dst: Endpoint,
         now_ns: u64,
-        mut on_retire: impl FnMut(&Flow, Retired),
+        on_retire: impl FnMut(&Flow, Retired),
     ) -> (&mut Flow, Direction, bool) {
         let (key, src_is_lo) = FlowKey::of(proto, src, dst);
-        let timeout = self.timeout(proto);
-        let (tcp_timeout, udp_timeout) = (self.tcp_timeout_ns, self.udp_timeout_ns);
-        let base = (key.hash(self.seed) as usize & self.bucket_mask) * WAYS;
-        let bucket = &mut self.slots[base..base + WAYS];
+        let hash = self.hash(&key);
+        self.lookup_hashed(&key, src_is_lo, hash, now_ns, on_retire)
+    }
 
-        let mut found = None;
-        let mut free = None;
-        let mut oldest = 0;
-        for (i, slot) in bucket.iter().enumerate() {
-            if !slot.live {
-                free.get_or_insert(i);
-                continue;
-            }
-            if slot.flow.key == key {
-                found = Some(i);
-                break;
-            }
-            if slot.flow.last_seen_ns < bucket[oldest].flow.last_seen_ns || !bucket[oldest].live {
-                oldest = i;
-            }
-        }
+    /// `lookup` for a key already made by `FlowKey::of` and hashed by `hash`.
+    #[inline]
+    pub fn lookup_hashed(
+        &mut self,
+        key: &FlowKey,
+        src_is_lo: bool,
+        hash: u64,
+        now_ns: u64,
+        mut on_retire: impl FnMut(&Flow, Retired),
+    ) -> (&mut Flow, Direction, bool) {
+        let timeout = self.timeout(key.proto);
+        let (tcp_timeout, udp_timeout) = (self.tcp_timeout_ns, self.udp_timeout_ns);
+        let b = hash as usize & self.bucket_mask;
+        let tag = tag_of(hash);
+        let now_tick = seen_tick(now_ns);
+        let meta = &mut self.meta[b];
+        let bucket = &mut self.slots[b * WAYS..(b + 1) * WAYS];
+
+        // Only a slot whose tag matches is read (a false match: 1 in 2^31).
+        let found = (0..WAYS).find(|&i| meta.tags[i] == tag && bucket[i].flow.key == *key);
 
         let (idx, fresh) = match found {
             Some(i) if now_ns.saturating_sub(bucket[i].flow.last_seen_ns) <= timeout => (i, false),
@@ -267,9 +328,13 @@ impl FlowTable {
                 self.active -= 1;
                 (i, true)
             }
-            None => match free {
+            None => match meta.tags.iter().position(|&t| t == 0) {
                 Some(i) => (i, true),
                 None => {
+                    // Every slot live: the one seen longest ago leaves.
+                    let oldest = (0..WAYS)
+                        .max_by_key(|&i| now_tick.wrapping_sub(meta.seen[i]))
+                        .unwrap_or(0);
                     let victim = &bucket[oldest].flow;
                     let victim_timeout = if victim.key.proto == PROTO_TCP {
                         tcp_timeout
@@ -278,7 +343,7 @@ impl FlowTable {
                     };
                     let expired = now_ns.saturating_sub(victim.last_seen_ns) > victim_timeout;
                     on_retire(
-                        &bucket[oldest].flow,
+                        victim,
                         if expired {
                             Retired::Expired
                         } else {
@@ -296,23 +361,22 @@ impl FlowTable {
             },
         };
 
-        let slot = &mut bucket[idx];
+        meta.seen[idx] = now_tick;
+        let flow = &mut bucket[idx].flow;
         if fresh {
             // A fresh flow in this slot; reset in place (no allocation).
-            slot.live = true;
-            let f = &mut slot.flow;
-            f.key = key;
-            f.lo_is_originator = src_is_lo;
-            f.first_seen_ns = now_ns;
-            f.dirs = Default::default();
-            f.verdict = FlowVerdict::Pending;
-            f.dpi = FlowDpiState::default();
-            f.decided_at_packet = 0;
-            f.detection = None;
+            meta.tags[idx] = tag;
+            flow.key = *key;
+            flow.lo_is_originator = src_is_lo;
+            flow.first_seen_ns = now_ns;
+            flow.dirs = Default::default();
+            flow.verdict = FlowVerdict::Pending;
+            flow.dpi = FlowDpiState::default();
+            flow.decided_at_packet = 0;
+            flow.detection = None;
             self.active += 1;
             self.stats.created += 1;
         }
-        let flow = &mut slot.flow;
         flow.last_seen_ns = now_ns;
         let dir = flow.direction(src_is_lo);
         (flow, dir, fresh)
@@ -320,7 +384,16 @@ impl FlowTable {
 
     /// Every live flow, for reports at the end of an offline run.
     pub fn iter(&self) -> impl Iterator<Item = &Flow> {
-        self.slots.iter().filter(|s| s.live).map(|s| &s.flow)
+        self.meta
+            .iter()
+            .zip(self.slots.chunks_exact(WAYS))
+            .flat_map(|(meta, bucket)| {
+                meta.tags
+                    .iter()
+                    .zip(bucket)
+                    .filter(|(&tag, _)| tag != 0)
+                    .map(|(_, slot)| &slot.flow)
+            })
     }
 }
 
@@ -413,6 +486,33 @@ mod tests {
         assert_eq!(t.stats().evicted, 1);
         assert_eq!(t.active(), WAYS);
         assert_eq!(t.iter().count(), WAYS);
+    }
+
+    #[test]
+    fn endpoints_order_as_their_address_bytes_then_port() {
+        let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        let mut eps: Vec<Endpoint> = [
+            ("2001:db8::1", 80),
+            ("::ffff:10.0.0.2", 1),
+            ("2001:db8::1", 79),
+            ("fe80::1", 0),
+            ("::ffff:9.255.255.255", 65535),
+            ("::1", 5),
+        ]
+        .iter()
+        .map(|&(a, port)| Endpoint::new(IpAddr::V6(v6(a)), port))
+        .collect();
+        let mut by_bytes = eps.clone();
+        by_bytes.sort_by_key(|e| match e.ip() {
+            IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), e.port),
+            IpAddr::V6(v6) => (v6.octets(), e.port),
+        });
+        eps.sort();
+        assert_eq!(eps, by_bytes);
+        assert_eq!(eps[0].ip(), "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(eps[1].ip(), "9.255.255.255".parse::<IpAddr>().unwrap());
+        assert_eq!(eps[2].ip(), "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!((eps[3].port, eps[4].port), (79, 80));
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::stats::WorkerCounters;
 pub enum LoopKind {
     /// rx_burst → tx_burst, no pipeline: the I/O floor.
     Bare,
+    /// rx_burst → read each packet's length and Ethernet header → tx_burst:
+    /// the floor of a forwarder that touches its packets (l2fwd's work).
+    ReadHeaders,
     /// rx_burst → pipeline (parse, ban check, flow, DPI) → tx_burst, inline
     /// mode with `ban.action: log_only`, so no packet is dropped and the
     /// capture keeps circulating whole.
@@ -179,10 +182,11 @@ impl LoopbackBench {
             let c = Arc::clone(&counters[w]);
             let tid = Arc::clone(&tids[w]);
             match kind {
-                LoopKind::Bare => {
+                LoopKind::Bare | LoopKind::ReadHeaders => {
+                    let read_headers = matches!(kind, LoopKind::ReadHeaders);
                     lcore::launch(lcore_id, move || {
                         tid.store(gettid(), Relaxed);
-                        worker::run_bare(plan, &c, stop)
+                        worker::run_bare(plan, &c, stop, read_headers)
                     })?;
                 }
                 LoopKind::Pipeline { flows, dpi } => {

@@ -236,9 +236,10 @@ impl Drop for MbufArray {
     }
 }
 
-/// A hint to the CPU; never faults, whatever the address.
+/// A hint to the CPU; never faults, whatever the address. Also what the
+/// pipeline's burst pass is handed to prefetch flow-table lines.
 #[inline(always)]
-fn prefetch(p: *const u8) {
+pub fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: PREFETCHT0 is a hint that cannot fault, even on a bad address;
     // SSE is part of the x86_64 baseline.

@@ -7,6 +7,7 @@ mod ffi;
 mod lcore;
 mod loopback;
 mod mbuf;
+pub use mbuf::prefetch;
 mod mempool;
 mod port;
 pub mod replay;

@@ -127,7 +127,7 @@ pub enum Parsed<'a> {
 }
 
 /// Parses an Ethernet II frame, VLAN tags and all.
-#[inline]
+#[inline(always)]
 pub fn parse_ethernet(frame: &[u8]) -> Result<Parsed<'_>, ParseError> {
     let eth = ethernet::EthernetFrame::new_checked(frame)?;
     parse_ethertype(eth.ethertype(), eth.payload())
@@ -141,7 +141,7 @@ pub fn parse_ip(datagram: &[u8]) -> Result<Packet<'_>, ParseError> {
 
 /// Parses what follows a link header whose ethertype is `ethertype` (Ethernet,
 /// SLL, SLL2): VLAN tags, then IPv4, IPv6 or anything else.
-#[inline]
+#[inline(always)]
 pub fn parse_ethertype(ethertype: u16, payload: &[u8]) -> Result<Parsed<'_>, ParseError> {
     let untagged = ethernet::strip_vlan_tags(ethertype, payload)?;
     let packet = match untagged.ethertype {
