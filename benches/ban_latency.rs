@@ -98,6 +98,51 @@ fn write_state_file(path: &std::path::Path, n: u32, now_ms: u64) {
     journal.close(now_ms).expect("close journal");
 }
 
+/// How long `bans list` holds the control loop (the only writer of the ban
+/// table, so detections wait meanwhile) with the preloaded bans in force: one
+/// page as the daemon answers it now, and the whole table in one reply as it
+/// did before pages (median of 5 each; the reply's rendering to JSON happens
+/// on the server thread and is not counted).
+fn list_pause(control: &mut BanControl) {
+    use btblocker::ops::protocol::MAX_LIST_PAGE;
+    use btblocker::ops::{execute, Reply, Request};
+    let now = unix_now_ms();
+    let time = |f: &mut dyn FnMut() -> usize| {
+        let mut runs: Vec<(f64, usize)> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let n = f();
+                (t.elapsed().as_secs_f64() * 1e3, n)
+            })
+            .collect();
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        runs[2]
+    };
+    let (page_ms, page_n) = time(&mut || match execute(
+        control,
+        &Request::List {
+            after: None,
+            limit: None,
+        },
+        now,
+    ) {
+        Reply::Bans { bans, .. } => bans.len(),
+        _ => 0,
+    });
+    let (whole_ms, whole_n) = time(&mut || {
+        control
+            .list()
+            .iter()
+            .map(|(k, e)| btblocker::ops::execute::ban_info(*k, e, now))
+            .collect::<Vec<_>>()
+            .len()
+    });
+    println!(
+        "bans list holds the control loop: one page ({page_n} of {} bans, MAX_LIST_PAGE {MAX_LIST_PAGE}) {page_ms:.1} ms; the whole table in one reply ({whole_n}) {whole_ms:.1} ms",
+        control.page(None, 0).1
+    );
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
@@ -131,6 +176,8 @@ fn main() {
         args.preload,
         t.elapsed().as_secs_f64()
     );
+
+    list_pause(&mut control);
 
     let detect_ns: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
     let seen_ns: Arc<Vec<Vec<AtomicU64>>> = Arc::new(

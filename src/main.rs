@@ -172,12 +172,22 @@ struct SocketArgs {
 enum BansCommand {
     /// Every ban in force: IP, reason (detector, manual or denylist), hits,
     /// first seen (UTC), time left.
+    /// Sorted by address; fetched from the daemon 10,000 at a time, so even a
+    /// million bans never hold up its ban updates for long.
     List {
         /// One JSON object: {"ok":true,"bans":[{"ip","reason","first_seen_ms",
-        /// "last_seen_ms","hits","expires_ms","remaining_ms"}]} (times in unix
-        /// ms; expires_ms and remaining_ms null for a static ban).
+        /// "last_seen_ms","hits","expires_ms","remaining_ms"}],"total":N} (times
+        /// in unix ms; expires_ms and remaining_ms null for a static ban; total:
+        /// bans in force, listed or not).
         #[arg(long)]
         json: bool,
+        /// Only the first N bans (after --after, if given).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// Only bans whose address sorts after IP: the next page after a
+        /// --limit listing ends at IP.
+        #[arg(long, value_name = "IP")]
+        after: Option<std::net::IpAddr>,
     },
     /// Ban a host by hand (reason "manual"). Refused for an allowlisted
     /// address and for multicast, broadcast, unspecified or loopback ones. An
@@ -308,7 +318,9 @@ fn bans(socket: &SocketArgs, command: BansCommand) -> ExitCode {
         (None, None) => PathBuf::from(btblocker::config::DEFAULT_SOCKET),
     };
     let (request, json) = match command {
-        BansCommand::List { json } => (Request::List, json),
+        BansCommand::List { json, limit, after } => {
+            return list_bans(&path, json, limit.map(|l| l as usize), after)
+        }
         BansCommand::Add { ip, ttl } => (
             Request::Add {
                 ip,
@@ -334,6 +346,41 @@ fn bans(socket: &SocketArgs, command: BansCommand) -> ExitCode {
         }
         Ok(reply) => {
             print!("{}", client::render_change(&reply));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn list_bans(
+    path: &std::path::Path,
+    json: bool,
+    limit: Option<usize>,
+    after: Option<std::net::IpAddr>,
+) -> ExitCode {
+    use btblocker::ops::{client, Reply};
+    match client::list(path, after, limit) {
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Ok((bans, total)) => {
+            let shown = bans.len();
+            let last = bans.last().map(|b| b.ip);
+            let reply = Reply::Bans {
+                ok: true,
+                bans,
+                total,
+            };
+            if json {
+                println!("{}", serde_json::to_string(&reply).expect("plain data"));
+            } else {
+                print!("{}", client::render_change(&reply));
+                if let (Some(last), true) = (last, limit == Some(shown) && shown < total) {
+                    eprintln!(
+                        "{shown} bans shown ({total} in force); the next ones: bans list --limit N --after {last}"
+                    );
+                }
+            }
             ExitCode::SUCCESS
         }
     }

@@ -214,6 +214,22 @@ fn bans_list_add_flush_reach_the_daemon_its_state_file_and_telemetry() {
         hosts(&list(&socket)) == pairs(DEMO_BANS)
     });
     let listed = list(&socket);
+
+    // Paging: the first two by address, then the rest after the second.
+    let page = bans(&socket, &["list", "--json", "--limit", "2"]);
+    let page: Value = serde_json::from_slice(&page.stdout).expect("JSON");
+    assert_eq!(page["total"], 6);
+    assert_eq!(hosts(page["bans"].as_array().unwrap()), hosts(&listed[..2]));
+    let second = listed[1]["ip"].as_str().unwrap();
+    let rest = bans(&socket, &["list", "--json", "--after", second]);
+    let rest: Value = serde_json::from_slice(&rest.stdout).expect("JSON");
+    assert_eq!(hosts(rest["bans"].as_array().unwrap()), hosts(&listed[2..]));
+    let table = bans(&socket, &["list", "--limit", "2"]);
+    assert_eq!(stdout(&table).lines().count(), 3, "header and two bans");
+    assert_eq!(
+        String::from_utf8_lossy(&table.stderr),
+        format!("2 bans shown (6 in force); the next ones: bans list --limit N --after {second}\n")
+    );
     for b in &listed {
         assert!(b["hits"].as_u64().unwrap() >= 1);
         let (expires, remaining) = (

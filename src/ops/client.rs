@@ -5,7 +5,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::protocol::{parse_reply, BanInfo, Reply, Request};
+use super::protocol::{parse_reply, BanInfo, Reply, Request, MAX_LIST_PAGE};
 
 /// The daemon answers within a control tick; this only guards a hung one.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -81,6 +81,46 @@ pub fn timestamp(ms: u64) -> String {
 }
 
 /// `bans list`: one aligned row per ban under a header.
+/// Bans in address order after `after`, the first `limit` (at least 1) or
+/// all, fetched a page (at most `MAX_LIST_PAGE`) per request so the daemon's
+/// control loop is never held long; and how many bans there were in all (as
+/// of the last page). A ban added or lifted between pages shows up or not
+/// depending on its address.
+pub fn list(
+    path: &Path,
+    mut after: Option<std::net::IpAddr>,
+    limit: Option<usize>,
+) -> Result<(Vec<BanInfo>, usize), ClientError> {
+    let mut all = Vec::new();
+    loop {
+        let want = limit.map_or(MAX_LIST_PAGE, |l| {
+            l.saturating_sub(all.len()).clamp(1, MAX_LIST_PAGE)
+        });
+        let reply = send(
+            path,
+            &Request::List {
+                after,
+                limit: Some(want),
+            },
+        )?;
+        let Reply::Bans { bans, total, .. } = reply else {
+            return Err(ClientError::BadReply {
+                path: path.display().to_string(),
+                problem: match reply {
+                    Reply::Error { error, .. } => error,
+                    other => format!("expected a page of bans, got {other:?}"),
+                },
+            });
+        };
+        let last_page = bans.len() < want;
+        after = bans.last().map(|b| b.ip).or(after);
+        all.extend(bans);
+        if last_page || limit.is_some_and(|l| all.len() >= l) {
+            return Ok((all, total));
+        }
+    }
+}
+
 pub fn render_table(bans: &[BanInfo]) -> String {
     if bans.is_empty() {
         return "no bans\n".into();
@@ -202,7 +242,14 @@ mod tests {
     fn no_daemon_is_one_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("none.sock");
-        let err = send(&path, &Request::List).unwrap_err();
+        let err = send(
+            &path,
+            &Request::List {
+                after: None,
+                limit: None,
+            },
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -213,7 +260,13 @@ mod tests {
         // A socket file left behind by a killed daemon: refused, same message.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(matches!(
-            send(&path, &Request::List),
+            send(
+                &path,
+                &Request::List {
+                    after: None,
+                    limit: None
+                }
+            ),
             Err(ClientError::NotRunning { .. })
         ));
     }

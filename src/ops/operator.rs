@@ -43,7 +43,7 @@ impl Operator {
     }
 
     fn publish_view(&self, bans: &BanControl) {
-        let (first, _) = bans.first_bans(MAX_TELEMETRY_BANS);
+        let (first, _) = bans.page(None, MAX_TELEMETRY_BANS);
         telemetry_view::publish(TelemetryView {
             stats: self.stats.clone(),
             bans: telemetry_view::ban_lines(&first),

@@ -307,7 +307,13 @@ mod tests {
             let path = path.clone();
             std::thread::spawn(move || talk(&path, b"{\"cmd\":\"list\"}"))
         };
-        assert_eq!(answer_n(&server, 1), [Request::List]);
+        assert_eq!(
+            answer_n(&server, 1),
+            [Request::List {
+                after: None,
+                limit: None
+            }]
+        );
         assert_eq!(client.join().unwrap(), "{\"ok\":true,\"removed\":1}\n");
         // The silent one is told off once its read timeout passes.
         let mut reply = String::new();
