@@ -18,6 +18,12 @@
 //!   re-inspects its flows (the churn worst case), over a ring far larger
 //!   than the caches.
 //!
+//! - `many-flows` (only with `--many-flows N`): N one-packet TCP flows (ACKs of
+//!   N clients to one server), in a flow table of 2N, so in steady state every
+//!   packet finds its flow in a table far larger than the caches: the flow
+//!   lookup misses to DRAM each time, as on an ISP link with a million
+//!   concurrent flows per worker. N = 1,048,576 needs ~2.7 GB of memory.
+//!
 //! A counting global allocator checks that the workers allocate nothing after
 //! warm-up: the bench fails loudly otherwise.
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -84,6 +90,7 @@ struct Options {
     pcaps: Vec<PathBuf>,
     copies: usize,
     new_flows_capacity: usize,
+    many_flows: usize,
     warmup: Duration,
     window: Duration,
     repeat: usize,
@@ -98,7 +105,7 @@ struct Options {
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench pipeline -- [--workers N] [--pcap FILE]... [--copies K] \
-         [--new-flows-capacity C] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS']"
+         [--new-flows-capacity C] [--many-flows N] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS']"
     );
     std::process::exit(2)
 }
@@ -109,6 +116,7 @@ fn parse_options() -> Options {
         pcaps: Vec::new(),
         copies: 16,
         new_flows_capacity: 256,
+        many_flows: 0,
         warmup: Duration::from_millis(500),
         window: Duration::from_secs(2),
         repeat: 3,
@@ -130,6 +138,7 @@ fn parse_options() -> Options {
             "--new-flows-capacity" => {
                 o.new_flows_capacity = value().parse().unwrap_or_else(|_| usage())
             }
+            "--many-flows" => o.many_flows = value().parse().unwrap_or_else(|_| usage()),
             "--warmup" => o.warmup = secs(value()),
             "--seconds" => o.window = secs(value()),
             "--repeat" => o.repeat = value().parse().unwrap_or_else(|_| usage()),
@@ -190,6 +199,28 @@ fn rewrite_addresses(frame: &mut [u8], k: u16) {
     }
 }
 
+/// 60-byte TCP ACKs (no payload) from `n` clients (10.0.0.0/8, one flow
+/// each) to 198.51.100.1:443: one packet per flow.
+fn one_packet_flows(n: usize) -> Vec<Vec<u8>> {
+    assert!(
+        n <= 1 << 24,
+        "--many-flows: at most 2^24 clients in 10.0.0.0/8"
+    );
+    (0..n as u32)
+        .map(|i| {
+            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+            f.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+            f.extend_from_slice(&(0x0a00_0000 | i).to_be_bytes());
+            f.extend_from_slice(&[198, 51, 100, 1]);
+            f.extend_from_slice(&(40_000 + (i & 0xfff) as u16).to_be_bytes());
+            f.extend_from_slice(&443u16.to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+            f.resize(60, 0);
+            f
+        })
+        .collect()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -219,10 +250,15 @@ fn main() {
             copies.push(f);
         }
     }
+    let many = one_packet_flows(o.many_flows);
     let same: Vec<&[u8]> = base.iter().map(Vec::as_slice).collect();
     let new: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
+    let mut sets = vec![same, new];
+    if !many.is_empty() {
+        sets.push(many.iter().map(Vec::as_slice).collect());
+    }
     let prefix = format!("btb_bench_{}", std::process::id());
-    let bench = LoopbackBench::start(&[same, new], o.workers, &prefix, &o.eal)
+    let bench = LoopbackBench::start(&sets, o.workers, &prefix, &o.eal)
         .unwrap_or_else(|e| panic!("bench set-up failed: {e}"));
     let hz = bench.tsc_hz();
     let allocations = || ALLOCATIONS.load(Relaxed);
@@ -258,14 +294,23 @@ fn main() {
         return;
     }
 
-    let cases: [(&str, usize, &str, &LoopKind); 6] = [
-        ("same-flows", 0, BARE, &LoopKind::Bare),
-        ("same-flows", 0, READ_HEADERS, &LoopKind::ReadHeaders),
-        ("same-flows", 0, FULL, &same_flows),
-        ("new-flows", 1, BARE, &LoopKind::Bare),
-        ("new-flows", 1, READ_HEADERS, &LoopKind::ReadHeaders),
-        ("new-flows", 1, FULL, &new_flows),
-    ];
+    let many_flows = LoopKind::Pipeline {
+        flows: FlowsConfig {
+            capacity: 2 * o.many_flows,
+            ..FlowsConfig::default()
+        },
+        dpi: DpiConfig::default(),
+    };
+    let mut traffic_sets = vec![("same-flows", &same_flows), ("new-flows", &new_flows)];
+    if o.many_flows > 0 {
+        traffic_sets.push(("many-flows", &many_flows));
+    }
+    let mut cases: Vec<(&str, usize, &str, &LoopKind)> = Vec::new();
+    for (set, &(traffic, full)) in traffic_sets.iter().enumerate() {
+        cases.push((traffic, set, BARE, &LoopKind::Bare));
+        cases.push((traffic, set, READ_HEADERS, &LoopKind::ReadHeaders));
+        cases.push((traffic, set, FULL, full));
+    }
     let mut failures = Vec::new();
     let mut rows = Vec::new();
     for (traffic, set, label, kind) in cases {
@@ -353,7 +398,7 @@ fn main() {
             .map(|r| r.3)
             .sum()
     };
-    for traffic in ["same-flows", "new-flows"] {
+    for &(traffic, _) in &traffic_sets {
         println!(
             "aggregate {traffic}: bare {:.2} Mpps, read headers {:.2} Mpps, full pipeline {:.2} Mpps over {} worker(s)",
             total(traffic, BARE),

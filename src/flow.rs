@@ -297,6 +297,24 @@ impl FlowTable {
         std::ptr::from_ref(&self.meta[hash as usize & self.bucket_mask]).cast()
     }
 
+    /// The slot a lookup of `hash` would read (the first whose tag matches),
+    /// for a second prefetch once `bucket_line`'s line has arrived; `None` when
+    /// no slot matches (a new flow).
+    #[inline]
+    pub fn slot_line(&self, hash: u64) -> Option<*const u8> {
+        let b = hash as usize & self.bucket_mask;
+        let tag = tag_of(hash);
+        let way = self.meta[b].tags.iter().position(|&t| t == tag)?;
+        Some(std::ptr::from_ref(&self.slots[b * WAYS + way]).cast())
+    }
+
+    /// Bytes of the slots of the live flows: when far above the caches, a
+    /// lookup misses to memory and is worth prefetching ahead.
+    #[inline]
+    pub fn live_bytes(&self) -> usize {
+        self.active * std::mem::size_of::<Slot>()
+    }
+
     /// Finds the flow of a packet from `src` to `dst`, creating it (with `src` as
     /// originator) if absent or expired. Returns the flow and the packet's
     /// direction, and whether it was just created. `on_retire` sees every live
@@ -440,6 +458,23 @@ mod tests {
         assert_eq!(f.endpoints(), (ep(2, 5000), ep(1, 80)));
         assert_eq!(t.active(), 1);
         assert_eq!(t.stats().created, 1);
+    }
+
+    /// The lookahead's two addresses are the ones the lookup then reads: the
+    /// bucket's metadata line, and the slot of the flow it returns.
+    #[test]
+    fn lookahead_lines_are_the_lookups_lines() {
+        let mut t = table(1024);
+        for port in 0..300u16 {
+            let (key, lo) = FlowKey::of(PROTO_TCP, ep(1, 1000 + port), ep(2, 80));
+            let hash = t.hash(&key);
+            assert_eq!(t.slot_line(hash), None, "a new flow has no slot yet");
+            let flow = std::ptr::from_ref(t.lookup_hashed(&key, lo, hash, 0, |_, _| {}).0);
+            assert_eq!(t.slot_line(hash), Some(flow.cast::<u8>()));
+            let meta = std::ptr::from_ref(&t.meta[hash as usize & t.bucket_mask]);
+            assert_eq!(t.bucket_line(hash), meta.cast::<u8>());
+        }
+        assert_eq!(t.live_bytes(), 300 * std::mem::size_of::<Slot>());
     }
 
     #[test]

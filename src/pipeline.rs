@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::ban::{self, BanKey, EventProducer, PayloadPrefix, Snapshot};
 use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx, Transport};
-use crate::flow::{Endpoint, Flow, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP};
+use crate::flow::{Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP};
 use crate::live_settings::{LiveSettings, WorkerSettings};
 use crate::stage_timing::{Lap, Stage};
 use crate::stats::WorkerCounters;
@@ -15,6 +15,10 @@ use crate::stats::MAX_PORTS;
 use crate::wire::{self, Fragment, LinkType, Packet, Parsed, L4};
 
 const NS_PER_S: u64 = 1_000_000_000;
+
+/// Live flow slots beyond which workers look flows up ahead: a quarter of a
+/// typical server L3, so a table this big mostly misses the caches.
+const FLOW_LOOKAHEAD_ABOVE_BYTES: usize = 8 << 20;
 
 /// What happens to a packet after the pipeline has seen it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,6 +252,51 @@ impl<S: EventSink> Pipeline<S> {
         let parsed = wire::parse_ethernet(frame);
         lap.lap(&self.counters.stages, Stage::Parse);
         self.process_parsed(port, parsed, burst, &mut lap)
+    }
+
+    /// Whether a worker should look its flows up ahead (`flow_lookahead_*`):
+    /// only when the live flows far outgrow the caches. Below that the two
+    /// steps cost more than they save (+20-30 cycles a packet on the pipeline
+    /// bench's cache-resident tables; BENCHMARKS.md).
+    #[inline]
+    pub fn wants_flow_lookahead(&self) -> bool {
+        self.flows.live_bytes() > FLOW_LOOKAHEAD_ABOVE_BYTES
+    }
+
+    /// Lookahead, step 1 (a few packets before `process` sees `frame`): its
+    /// flow key's hash, with the bucket's metadata line being prefetched;
+    /// `None` when the frame has no flow.
+    #[inline]
+    pub fn flow_lookahead_bucket(&self, frame: &[u8], prefetch: impl Fn(*const u8)) -> Option<u64> {
+        let Ok(Parsed::Ip(p)) = wire::parse_ethernet(frame) else {
+            return None;
+        };
+        let (proto, sport, dport) = match p.l4 {
+            L4::Tcp {
+                src_port, dst_port, ..
+            } => (PROTO_TCP, src_port, dst_port),
+            L4::Udp {
+                src_port, dst_port, ..
+            } => (PROTO_UDP, src_port, dst_port),
+            L4::Other { .. } => return None,
+        };
+        let (key, _) = FlowKey::of(
+            proto,
+            Endpoint::new(p.src, sport),
+            Endpoint::new(p.dst, dport),
+        );
+        let hash = self.flows.hash(&key);
+        prefetch(self.flows.bucket_line(hash));
+        Some(hash)
+    }
+
+    /// Lookahead, step 2 (once step 1's line has had time to arrive): the
+    /// flow's slot, being prefetched.
+    #[inline]
+    pub fn flow_lookahead_slot(&self, hash: u64, prefetch: impl Fn(*const u8)) {
+        if let Some(line) = self.flows.slot_line(hash) {
+            prefetch(line);
+        }
     }
 
     /// As `process`, for a frame of any supported link type (offline captures).

@@ -286,3 +286,50 @@ ban:\n  action: log_only\n  persist: false\nmetrics:\n  listen: 127.0.0.1:{port}
     assert_eq!(value("btblocker_detections_total{detector=\"dht\"}"), 4);
     assert_eq!(value("btblocker_bans_active"), 6);
 }
+
+/// 60-byte TCP ACK (no payload) from 10.x.y.z:40000+ to 198.51.100.1:443.
+fn client_ack(i: u32) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&(0x0a00_0000 | i).to_be_bytes());
+    f.extend_from_slice(&[198, 51, 100, 1]);
+    f.extend_from_slice(&(40_000 + (i & 0xfff) as u16).to_be_bytes());
+    f.extend_from_slice(&443u16.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+    f.resize(60, 0);
+    f
+}
+
+/// (f) A flow table far larger than the caches: 50,000 flows (over 8 MB of
+/// live slots, so the worker looks each flow up ahead: bucket line, then
+/// slot), every flow seen twice. The lookahead only prefetches: the packets
+/// still come out exactly as they went in, and each flow is created once.
+#[test]
+fn lookahead_on_a_large_flow_table_changes_nothing_but_speed() {
+    const FLOWS: u32 = 50_000;
+    let s = Scratch::new("lookahead");
+    let frames: Vec<Vec<u8>> = (0..2 * FLOWS).map(|i| client_ack(i % FLOWS)).collect();
+    let input = s.path("flows.pcap");
+    write_pcap(&input, &frames);
+    let output = s.path("out.pcap");
+    let yaml = pcap_port_config(
+        &s,
+        "inline",
+        &[input.display().to_string()],
+        &[output.display().to_string()],
+        None,
+        "[1]",
+    ) + "flows:\n  capacity: 1048576\n";
+    let sum = run_with_summary(&s, &yaml);
+    let got = read_packets(&output);
+    assert_eq!(
+        got.len(),
+        frames.len(),
+        "packet count through the dataplane"
+    );
+    assert!(got == frames, "the packets came out changed or reordered");
+    let dpi = &sum["dpi"];
+    assert_eq!(u(&dpi["flows_created"]), u64::from(FLOWS));
+    assert_eq!(u(&dpi["flows_evicted"]), 0);
+    assert_eq!(u(&sum["ports"][0]["tx_packets"]), u64::from(2 * FLOWS));
+}

@@ -80,9 +80,10 @@ pub struct LoopbackBench {
     _eal: Eal,
 }
 
-/// Bytes of memory one mbuf takes in the pool (data room, headroom, header),
-/// rounded up generously; sizes EAL's `-m`.
-const MBUF_FOOTPRINT: usize = 2560;
+/// Bytes of memory one mbuf takes in the pool, to size EAL's `-m`: without
+/// hugepages the mempool keeps each ~2.4 KiB object inside one 4 KiB page, so
+/// an mbuf costs a page (2,560 was too little for 290,000 mbufs).
+const MBUF_FOOTPRINT: usize = 4096 + 256;
 
 impl LoopbackBench {
     /// Starts EAL (`--no-huge --no-pci`, main lcore 0, workers on lcores

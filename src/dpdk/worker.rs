@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
-use super::mbuf::{MbufArray, MAX_BURST};
+use super::mbuf::{prefetch, MbufArray, MAX_BURST};
 use super::{tsc, tsc_hz};
 use crate::ban::SnapshotReader;
 use crate::config::Mode;
@@ -62,11 +62,16 @@ impl Clock {
 /// enough to cover a memory access at ~40-150 ns per packet.
 const PREFETCH_AHEAD: usize = 4;
 
+/// Packets between the two steps of a flow lookahead (bucket line, then slot)
+/// and between the second step and the lookup.
+const LOOKAHEAD_STEP: usize = 4;
+
 pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicBool>) -> i32 {
     let mut rx = MbufArray::new();
     let mut tx = MbufArray::new();
     let mut drop = MbufArray::new();
     let mut tx_len = [0u32; MAX_BURST];
+    let mut hashes = [None::<u64>; MAX_BURST];
     let burst = plan.burst.min(MAX_BURST as u16);
     let inline = pipeline.mode() == Mode::Inline;
 
@@ -90,15 +95,41 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
             };
             // Headers of the whole burst, then each packet's data a few packets
             // ahead: the pipeline's first loads (length, Ethernet header) hit.
+            // With a flow table far larger than the caches, each flow is also
+            // looked up ahead in two steps (bucket line, then slot), so the
+            // lookup in `process` finds both in cache.
             for i in 0..n {
                 rx.prefetch_header(i);
             }
-            for i in 0..n.min(PREFETCH_AHEAD) {
+            let lookahead = pipeline.wants_flow_lookahead();
+            let data_ahead = if lookahead {
+                3 * LOOKAHEAD_STEP
+            } else {
+                PREFETCH_AHEAD
+            };
+            for i in 0..n.min(data_ahead) {
                 rx.prefetch_data(i);
             }
+            if lookahead {
+                for (i, hash) in hashes[..n.min(2 * LOOKAHEAD_STEP)].iter_mut().enumerate() {
+                    *hash = pipeline.flow_lookahead_bucket(rx.frame(i), prefetch);
+                }
+                for hash in hashes[..n.min(LOOKAHEAD_STEP)].iter().flatten() {
+                    pipeline.flow_lookahead_slot(*hash, prefetch);
+                }
+            }
             for i in 0..n {
-                if i + PREFETCH_AHEAD < n {
-                    rx.prefetch_data(i + PREFETCH_AHEAD);
+                if i + data_ahead < n {
+                    rx.prefetch_data(i + data_ahead);
+                }
+                if lookahead {
+                    if i + 2 * LOOKAHEAD_STEP < n {
+                        hashes[i + 2 * LOOKAHEAD_STEP] = pipeline
+                            .flow_lookahead_bucket(rx.frame(i + 2 * LOOKAHEAD_STEP), prefetch);
+                    }
+                    if let Some(hash) = hashes[..n].get(i + LOOKAHEAD_STEP).copied().flatten() {
+                        pipeline.flow_lookahead_slot(hash, prefetch);
+                    }
                 }
                 let len = rx.pkt_len(i);
                 match pipeline.process(p.port_index, rx.frame(i), len, &ctx) {
