@@ -32,6 +32,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+#[path = "../tests/common/frames.rs"]
+mod frames;
+
 use btblocker::capture::for_each_frame;
 use btblocker::config::FlowsConfig;
 use btblocker::dpdk::bench::{LoopKind, LoopbackBench, WorkerRun};
@@ -199,26 +202,10 @@ fn rewrite_addresses(frame: &mut [u8], k: u16) {
     }
 }
 
-/// 60-byte TCP ACKs (no payload) from `n` clients (10.0.0.0/8, one flow
-/// each) to 198.51.100.1:443: one packet per flow.
+/// One TCP ACK from each of `n` clients (10.0.0.0/8) to one server: one
+/// packet per flow.
 fn one_packet_flows(n: usize) -> Vec<Vec<u8>> {
-    assert!(
-        n <= 1 << 24,
-        "--many-flows: at most 2^24 clients in 10.0.0.0/8"
-    );
-    (0..n as u32)
-        .map(|i| {
-            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-            f.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
-            f.extend_from_slice(&(0x0a00_0000 | i).to_be_bytes());
-            f.extend_from_slice(&[198, 51, 100, 1]);
-            f.extend_from_slice(&(40_000 + (i & 0xfff) as u16).to_be_bytes());
-            f.extend_from_slice(&443u16.to_be_bytes());
-            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
-            f.resize(60, 0);
-            f
-        })
-        .collect()
+    (0..n as u32).map(frames::client_ack).collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

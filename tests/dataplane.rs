@@ -37,24 +37,34 @@ ban:\n  action: log_only\n  persist: false\nmetrics:\n  enabled: false\ncontrol:
     )
 }
 
+/// Runs one inline worker on a `net_pcap` port reading `input` (config plus
+/// `extra_yaml`): the run's summary and the frames it sent.
+fn run_inline_pcap(
+    s: &Scratch,
+    input: &std::path::Path,
+    extra_yaml: &str,
+) -> (serde_json::Value, Vec<Vec<u8>>) {
+    let output = s.path("out.pcap");
+    let yaml = pcap_port_config(
+        s,
+        "inline",
+        &[input.display().to_string()],
+        &[output.display().to_string()],
+        None,
+        "[1]",
+    ) + extra_yaml;
+    let sum = run_with_summary(s, &yaml);
+    (sum, read_packets(&output))
+}
+
 /// (a) Inline, one queue: what comes out of the TX pcap is the capture itself,
 /// same packets, same bytes, same order; the counters equal the capture's.
 #[test]
 fn inline_pcap_forwards_every_packet_unchanged() {
     let s = Scratch::new("inline");
     let input = repo().join(DEMO);
-    let output = s.path("out.pcap");
-    let yaml = pcap_port_config(
-        &s,
-        "inline",
-        &[input.display().to_string()],
-        &[output.display().to_string()],
-        None,
-        "[1]",
-    );
-    let sum = run_with_summary(&s, &yaml);
+    let (sum, got) = run_inline_pcap(&s, &input, "");
     let sent = read_packets(&input);
-    let got = read_packets(&output);
     assert_eq!(
         sent.len(),
         1355,
@@ -287,19 +297,6 @@ ban:\n  action: log_only\n  persist: false\nmetrics:\n  listen: 127.0.0.1:{port}
     assert_eq!(value("btblocker_bans_active"), 6);
 }
 
-/// 60-byte TCP ACK (no payload) from 10.x.y.z:40000+ to 198.51.100.1:443.
-fn client_ack(i: u32) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
-    f.extend_from_slice(&(0x0a00_0000 | i).to_be_bytes());
-    f.extend_from_slice(&[198, 51, 100, 1]);
-    f.extend_from_slice(&(40_000 + (i & 0xfff) as u16).to_be_bytes());
-    f.extend_from_slice(&443u16.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
-    f.resize(60, 0);
-    f
-}
-
 /// (f) A flow table far larger than the caches: 50,000 flows (over 8 MB of
 /// live slots, so the worker looks each flow up ahead: bucket line, then
 /// slot), every flow seen twice. The lookahead only prefetches: the packets
@@ -308,20 +305,12 @@ fn client_ack(i: u32) -> Vec<u8> {
 fn lookahead_on_a_large_flow_table_changes_nothing_but_speed() {
     const FLOWS: u32 = 50_000;
     let s = Scratch::new("lookahead");
-    let frames: Vec<Vec<u8>> = (0..2 * FLOWS).map(|i| client_ack(i % FLOWS)).collect();
+    let frames: Vec<Vec<u8>> = (0..2 * FLOWS)
+        .map(|i| frames::client_ack(i % FLOWS))
+        .collect();
     let input = s.path("flows.pcap");
     write_pcap(&input, &frames);
-    let output = s.path("out.pcap");
-    let yaml = pcap_port_config(
-        &s,
-        "inline",
-        &[input.display().to_string()],
-        &[output.display().to_string()],
-        None,
-        "[1]",
-    ) + "flows:\n  capacity: 1048576\n";
-    let sum = run_with_summary(&s, &yaml);
-    let got = read_packets(&output);
+    let (sum, got) = run_inline_pcap(&s, &input, "flows:\n  capacity: 1048576\n");
     assert_eq!(
         got.len(),
         frames.len(),

@@ -1,6 +1,8 @@
 //! Helpers for integration tests that start the real `btblocker` binary.
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
