@@ -30,7 +30,7 @@ check-packaging: build
 	if command -v systemd-analyze >/dev/null; then systemd-analyze verify $$unit && echo "packaging/btblocker.service: ok"; \
 	else echo "check-packaging: no systemd-analyze, unit not checked"; fi; rm -rf $$(dirname $$unit)
 	@if command -v ruby >/dev/null; then ruby -c Vagrantfile; else echo "check-packaging: no ruby, Vagrantfile not checked"; fi
-	@bash -n scripts/provision-runtime.sh scripts/vagrant-provision.sh scripts/vagrant-send.sh scripts/docker-testbed.sh
+	@bash -n scripts/provision-runtime.sh scripts/vagrant-provision.sh scripts/vagrant-send.sh scripts/lib-net.sh scripts/docker-testbed.sh
 
 # Outside `make test`: builds docker images and runs two containers (see README).
 test-docker:

@@ -17,14 +17,10 @@ repo=/vagrant
 say() { echo "vagrant-provision: $*"; }
 export DEBIAN_FRONTEND=noninteractive
 
-# The kernel interface and PCI address of the NIC with this MAC.
-iface_of_mac() {
-  local dev
-  for dev in /sys/class/net/*; do
-    [ "$(cat "$dev/address")" = "$1" ] && { basename "$dev"; return 0; }
-  done
-  return 1
-}
+# iface_of_mac: the kernel interface of the NIC with a MAC address. (Vagrant
+# runs this script from a copy in /tmp, so the helper comes from the repo.)
+# shellcheck source=lib-net.sh
+. "$repo/scripts/lib-net.sh"
 
 case "$role" in
 btblocker)

@@ -8,13 +8,8 @@ set -euo pipefail
 pcap=${1:-/vagrant/data/demo.pcap}
 inside_mac=${INSIDE_MAC:-52:54:00:b7:01:02}
 outside_mac=${OUTSIDE_MAC:-52:54:00:b7:02:02}
-iface_of_mac() {
-  local dev
-  for dev in /sys/class/net/*; do
-    [ "$(cat "$dev/address")" = "$1" ] && { basename "$dev"; return 0; }
-  done
-  return 1
-}
+# shellcheck source=lib-net.sh
+. "$(dirname "$0")/lib-net.sh"
 in_if=$(iface_of_mac "$inside_mac")
 out_if=$(iface_of_mac "$outside_mac")
 cache=$(mktemp)

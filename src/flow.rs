@@ -291,7 +291,7 @@ impl FlowTable {
     }
 
     /// The metadata line a lookup of `hash` reads first, for the caller to
-    /// prefetch (the address only: this module has no unsafe code).
+    /// prefetch (the address only: the DPDK module issues the prefetch).
     #[inline]
     pub fn bucket_line(&self, hash: u64) -> *const u8 {
         std::ptr::from_ref(&self.meta[hash as usize & self.bucket_mask]).cast()
