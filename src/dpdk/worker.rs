@@ -71,7 +71,7 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
     let mut tx = MbufArray::new();
     let mut drop = MbufArray::new();
     let mut tx_len = [0u32; MAX_BURST];
-    let mut hashes = [None::<u64>; MAX_BURST];
+    let mut lookahead = FlowLookahead::new();
     let burst = plan.burst.min(MAX_BURST as u16);
     let inline = pipeline.mode() == Mode::Inline;
 
@@ -94,43 +94,20 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
                 bans: Some(&snapshot),
             };
             // Headers of the whole burst, then each packet's data a few packets
-            // ahead: the pipeline's first loads (length, Ethernet header) hit.
-            // With a flow table far larger than the caches, each flow is also
-            // looked up ahead in two steps (bucket line, then slot), so the
-            // lookup in `process` finds both in cache.
+            // ahead: the pipeline's first loads (length, Ethernet header) hit;
+            // with a flow table larger than the caches, its flows too.
             for i in 0..n {
                 rx.prefetch_header(i);
             }
-            let lookahead = pipeline.wants_flow_lookahead();
-            let data_ahead = if lookahead {
-                3 * LOOKAHEAD_STEP
-            } else {
-                PREFETCH_AHEAD
-            };
-            for i in 0..n.min(data_ahead) {
+            let ahead = lookahead.start(&pipeline, &rx, n);
+            for i in 0..ahead.min(n) {
                 rx.prefetch_data(i);
             }
-            if lookahead {
-                for (i, hash) in hashes[..n.min(2 * LOOKAHEAD_STEP)].iter_mut().enumerate() {
-                    *hash = pipeline.flow_lookahead_bucket(rx.frame(i), prefetch);
-                }
-                for hash in hashes[..n.min(LOOKAHEAD_STEP)].iter().flatten() {
-                    pipeline.flow_lookahead_slot(*hash, prefetch);
-                }
-            }
             for i in 0..n {
-                if i + data_ahead < n {
-                    rx.prefetch_data(i + data_ahead);
+                if i + ahead < n {
+                    rx.prefetch_data(i + ahead);
                 }
-                if lookahead {
-                    if i + 2 * LOOKAHEAD_STEP < n {
-                        hashes[i + 2 * LOOKAHEAD_STEP] = pipeline
-                            .flow_lookahead_bucket(rx.frame(i + 2 * LOOKAHEAD_STEP), prefetch);
-                    }
-                    if let Some(hash) = hashes[..n].get(i + LOOKAHEAD_STEP).copied().flatten() {
-                        pipeline.flow_lookahead_slot(hash, prefetch);
-                    }
-                }
+                lookahead.step(&pipeline, &rx, n, i);
                 let len = rx.pkt_len(i);
                 match pipeline.process(p.port_index, rx.frame(i), len, &ctx) {
                     Verdict::Forward if inline => {
@@ -161,6 +138,63 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
         }
     }
     0
+}
+
+/// Two-step flow lookahead over a burst, used only while the flow table
+/// outgrows the caches (`Pipeline::wants_flow_lookahead`): packet i+8 is
+/// parsed and hashed and its bucket line prefetched; at i+4, with that line
+/// in cache, its slot is; at i the lookup finds both. Prefetches only: what
+/// the pipeline decides is unchanged.
+struct FlowLookahead {
+    on: bool,
+    hashes: [Option<u64>; MAX_BURST],
+}
+
+impl FlowLookahead {
+    fn new() -> Self {
+        FlowLookahead {
+            on: false,
+            hashes: [None; MAX_BURST],
+        }
+    }
+
+    /// Decides for this burst and starts the first packets' lookups. Returns
+    /// how far ahead packet data must be prefetched (step 1 parses it).
+    #[inline(always)]
+    fn start(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize) -> usize {
+        self.on = pipeline.wants_flow_lookahead();
+        if !self.on {
+            return PREFETCH_AHEAD;
+        }
+        for i in 0..n.min(2 * LOOKAHEAD_STEP) {
+            rx.prefetch_data(i);
+        }
+        for (i, hash) in self.hashes[..n.min(2 * LOOKAHEAD_STEP)]
+            .iter_mut()
+            .enumerate()
+        {
+            *hash = pipeline.flow_lookahead_bucket(rx.frame(i), prefetch);
+        }
+        for hash in self.hashes[..n.min(LOOKAHEAD_STEP)].iter().flatten() {
+            pipeline.flow_lookahead_slot(*hash, prefetch);
+        }
+        3 * LOOKAHEAD_STEP
+    }
+
+    /// Before packet `i` is processed: step 1 for i+8, step 2 for i+4.
+    #[inline(always)]
+    fn step(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize, i: usize) {
+        if !self.on {
+            return;
+        }
+        if i + 2 * LOOKAHEAD_STEP < n {
+            self.hashes[i + 2 * LOOKAHEAD_STEP] =
+                pipeline.flow_lookahead_bucket(rx.frame(i + 2 * LOOKAHEAD_STEP), prefetch);
+        }
+        if let Some(hash) = self.hashes[..n].get(i + LOOKAHEAD_STEP).copied().flatten() {
+            pipeline.flow_lookahead_slot(hash, prefetch);
+        }
+    }
 }
 
 /// The I/O floor for the pipeline bench: the same polling and TX as `run`, with
