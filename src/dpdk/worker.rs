@@ -100,9 +100,6 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
                 rx.prefetch_header(i);
             }
             let ahead = lookahead.start(&pipeline, &rx, n);
-            for i in 0..ahead.min(n) {
-                rx.prefetch_data(i);
-            }
             for i in 0..n {
                 if i + ahead < n {
                     rx.prefetch_data(i + ahead);
@@ -158,16 +155,22 @@ impl FlowLookahead {
         }
     }
 
-    /// Decides for this burst and starts the first packets' lookups. Returns
-    /// how far ahead packet data must be prefetched (step 1 parses it).
+    /// Decides for this burst, prefetches the first packets' data and starts
+    /// their lookups. Returns how far ahead packet data must be prefetched
+    /// from then on (step 1 parses it).
     #[inline(always)]
     fn start(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize) -> usize {
         self.on = pipeline.wants_flow_lookahead();
-        if !self.on {
-            return PREFETCH_AHEAD;
-        }
-        for i in 0..n.min(2 * LOOKAHEAD_STEP) {
+        let ahead = if self.on {
+            3 * LOOKAHEAD_STEP
+        } else {
+            PREFETCH_AHEAD
+        };
+        for i in 0..n.min(ahead) {
             rx.prefetch_data(i);
+        }
+        if !self.on {
+            return ahead;
         }
         for (i, hash) in self.hashes[..n.min(2 * LOOKAHEAD_STEP)]
             .iter_mut()
@@ -178,7 +181,7 @@ impl FlowLookahead {
         for hash in self.hashes[..n.min(LOOKAHEAD_STEP)].iter().flatten() {
             pipeline.flow_lookahead_slot(*hash, prefetch);
         }
-        3 * LOOKAHEAD_STEP
+        ahead
     }
 
     /// Before packet `i` is processed: step 1 for i+8, step 2 for i+4.
