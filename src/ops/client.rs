@@ -80,7 +80,6 @@ pub fn timestamp(ms: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// `bans list`: one aligned row per ban under a header.
 /// Bans in address order after `after`, the first `limit` (at least 1) or
 /// all, fetched a page (at most `MAX_LIST_PAGE`) per request so the daemon's
 /// control loop is never held long; and how many bans there were in all (as
@@ -121,6 +120,7 @@ pub fn list(
     }
 }
 
+/// `bans list`: one aligned row per ban under a header.
 pub fn render_table(bans: &[BanInfo]) -> String {
     if bans.is_empty() {
         return "no bans\n".into();
