@@ -70,6 +70,15 @@ impl WorkerRun {
     }
 }
 
+/// The counters at one edge of a measured window.
+struct Sample {
+    packets: Vec<u64>,
+    cpu: Vec<f64>,
+    allocations: u64,
+    tsc: u64,
+    at: Instant,
+}
+
 /// Started EAL plus, per traffic set (scenario), one pre-filled loopback port
 /// per worker.
 pub struct LoopbackBench {
@@ -215,27 +224,29 @@ impl LoopbackBench {
         };
         std::thread::sleep(warmup);
         drain(&mut consumers);
-        let rx = |c: &WorkerCounters| c.ports[0].rx_packets.get();
-        let p0: Vec<u64> = counters.iter().map(|c| rx(c)).collect();
-        let a0 = allocations();
-        let cpu0: Vec<f64> = tids
-            .iter()
-            .map(|t| on_cpu_seconds(t.load(Relaxed)))
-            .collect();
-        let (t0, i0) = (tsc(), Instant::now());
-        while i0.elapsed() < window {
+        // What the window is measured between: per-worker packets and CPU
+        // time, allocations, TSC and clock.
+        let sample = || Sample {
+            packets: counters
+                .iter()
+                .map(|c| c.ports[0].rx_packets.get())
+                .collect(),
+            cpu: tids
+                .iter()
+                .map(|t| on_cpu_seconds(t.load(Relaxed)))
+                .collect(),
+            allocations: allocations(),
+            tsc: tsc(),
+            at: Instant::now(),
+        };
+        let start = sample();
+        while start.at.elapsed() < window {
             std::thread::sleep(Duration::from_millis(100).min(window));
             // The control lcore's share of the work: empty the event rings.
             drain(&mut consumers);
-            tick(i0.elapsed());
+            tick(start.at.elapsed());
         }
-        let p1: Vec<u64> = counters.iter().map(|c| rx(c)).collect();
-        let a1 = allocations();
-        let cpu1: Vec<f64> = tids
-            .iter()
-            .map(|t| on_cpu_seconds(t.load(Relaxed)))
-            .collect();
-        let (t1, i1) = (tsc(), Instant::now());
+        let end = sample();
         stop.store(true, Relaxed);
         let mut failed = None;
         for &lcore_id in &self.lcores {
@@ -250,18 +261,18 @@ impl LoopbackBench {
         if let Some(e) = failed {
             return Err(e);
         }
-        let seconds = (i1 - i0).as_secs_f64();
+        let seconds = (end.at - start.at).as_secs_f64();
         Ok(self
             .lcores
             .iter()
             .enumerate()
             .map(|(w, &lcore)| WorkerRun {
                 lcore,
-                packets: p1[w] - p0[w],
-                tsc_cycles: t1 - t0,
+                packets: end.packets[w] - start.packets[w],
+                tsc_cycles: end.tsc - start.tsc,
                 seconds,
-                cpu_seconds: cpu1[w] - cpu0[w],
-                allocations: a1 - a0,
+                cpu_seconds: end.cpu[w] - start.cpu[w],
+                allocations: end.allocations - start.allocations,
                 counters: Arc::clone(&counters[w]),
             })
             .collect())

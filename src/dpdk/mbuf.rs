@@ -57,6 +57,28 @@ impl MbufArray {
         prefetch(self.bufs[..self.len][i] as *const u8);
     }
 
+    /// A burst's prefetch schedule, first part: every mbuf header of the first
+    /// `n` packets now, and the data of the first `ahead` of them. Then call
+    /// `prefetch_ahead(i, ahead)` before reading packet `i`.
+    #[inline(always)]
+    pub fn prefetch_first(&self, n: usize, ahead: usize) {
+        for i in 0..n {
+            self.prefetch_header(i);
+        }
+        for i in 0..n.min(ahead) {
+            self.prefetch_data(i);
+        }
+    }
+
+    /// A burst's prefetch schedule, per packet: the data of packet `i + ahead`
+    /// (if the burst has it).
+    #[inline(always)]
+    pub fn prefetch_ahead(&self, i: usize, ahead: usize) {
+        if i + ahead < self.len {
+            self.prefetch_data(i + ahead);
+        }
+    }
+
     /// Starts loading the first cache line of packet `i`'s data. Reads the
     /// mbuf header: call `prefetch_header(i)` some packets earlier.
     #[inline(always)]

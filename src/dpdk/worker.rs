@@ -96,14 +96,11 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
             // Headers of the whole burst, then each packet's data a few packets
             // ahead: the pipeline's first loads (length, Ethernet header) hit;
             // with a flow table larger than the caches, its flows too.
+            let ahead = lookahead.decide(&pipeline);
+            rx.prefetch_first(n, ahead);
+            lookahead.start(&pipeline, &rx, n);
             for i in 0..n {
-                rx.prefetch_header(i);
-            }
-            let ahead = lookahead.start(&pipeline, &rx, n);
-            for i in 0..n {
-                if i + ahead < n {
-                    rx.prefetch_data(i + ahead);
-                }
+                rx.prefetch_ahead(i, ahead);
                 lookahead.step(&pipeline, &rx, n, i);
                 let len = rx.pkt_len(i);
                 match pipeline.process(p.port_index, rx.frame(i), len, &ctx) {
@@ -155,22 +152,23 @@ impl FlowLookahead {
         }
     }
 
-    /// Decides for this burst, prefetches the first packets' data and starts
-    /// their lookups. Returns how far ahead packet data must be prefetched
-    /// from then on (step 1 parses it).
+    /// Decides for this burst. Returns how far ahead packet data must be
+    /// prefetched (step 1 parses it).
     #[inline(always)]
-    fn start(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize) -> usize {
+    fn decide(&mut self, pipeline: &Pipeline<RingSink>) -> usize {
         self.on = pipeline.wants_flow_lookahead();
-        let ahead = if self.on {
+        if self.on {
             3 * LOOKAHEAD_STEP
         } else {
             PREFETCH_AHEAD
-        };
-        for i in 0..n.min(ahead) {
-            rx.prefetch_data(i);
         }
+    }
+
+    /// Starts the first packets' lookups (their data already prefetched).
+    #[inline(always)]
+    fn start(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize) {
         if !self.on {
-            return ahead;
+            return;
         }
         for (i, hash) in self.hashes[..n.min(2 * LOOKAHEAD_STEP)]
             .iter_mut()
@@ -181,7 +179,6 @@ impl FlowLookahead {
         for hash in self.hashes[..n.min(LOOKAHEAD_STEP)].iter().flatten() {
             pipeline.flow_lookahead_slot(*hash, prefetch);
         }
-        ahead
     }
 
     /// Before packet `i` is processed: step 1 for i+8, step 2 for i+4.
@@ -238,18 +235,11 @@ pub fn run_bare(
 /// (the 14 bytes every forwarder reads), prefetched as `run` does.
 #[inline(always)]
 fn read_ethernet_headers(rx: &MbufArray, n: usize, counters: &WorkerCounters, port: usize) {
-    for i in 0..n {
-        rx.prefetch_header(i);
-    }
-    for i in 0..n.min(PREFETCH_AHEAD) {
-        rx.prefetch_data(i);
-    }
+    rx.prefetch_first(n, PREFETCH_AHEAD);
     let mut bytes = 0u64;
     let mut fold = 0u64;
     for i in 0..n {
-        if i + PREFETCH_AHEAD < n {
-            rx.prefetch_data(i + PREFETCH_AHEAD);
-        }
+        rx.prefetch_ahead(i, PREFETCH_AHEAD);
         bytes += u64::from(rx.pkt_len(i));
         if let Some(eth) = rx.frame(i).get(..14) {
             fold ^= eth
