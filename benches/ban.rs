@@ -3,8 +3,8 @@
 //!
 //!     cargo bench --no-default-features --bench ban -- --warm-up-time 1 --measurement-time 3
 use btblocker::ban::{
-    event_ring, Allowlist, BanKey, BanTable, BanTableConfig, Confidence, DetectionEvent,
-    FullPolicy, PayloadPrefix,
+    event_ring, Allowlist, BanKey, BanTable, BanTableConfig, Confidence, FullPolicy, HostDetection,
+    PayloadPrefix,
 };
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -135,7 +135,7 @@ fn ring_push(c: &mut Criterion) {
     let mut group = c.benchmark_group("event_ring");
     group.throughput(Throughput::Elements(1));
     let (mut producer, mut consumer) = event_ring(4096);
-    let event = DetectionEvent {
+    let event = HostDetection {
         host: BanKey::from(Ipv4Addr::new(192, 0, 2, 1)),
         peer: BanKey::from(Ipv4Addr::new(198, 51, 100, 1)),
         host_port: 51413,

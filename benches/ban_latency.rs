@@ -1,5 +1,5 @@
 //! Detection → enforced-on-every-worker latency, through the real control
-//! plane (`BanControl`: worker rings → policy → master table → journal →
+//! plane (`BanKeeper`: worker rings → policy → master table → journal →
 //! sharded snapshot publish) at the daemon's cadence (one tick per 1 ms
 //! sleep), with a large ban table already in force and new bans arriving from
 //! the workers at a steady rate.
@@ -25,12 +25,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use btblocker::ban::keeper::BanKeeper;
 use btblocker::ban::{
-    event_ring, unix_now_ms, BanEntry, BanKey, BanTableConfig, Confidence, DetectionEvent,
-    FullPolicy, Journal, JournalConfig, PolicyConfig, SnapshotReader, DEFAULT_RING_CAPACITY,
+    event_ring, BanEntry, BanKey, BanTableConfig, Confidence, FullPolicy, HostDetection, Journal,
+    JournalConfig, PolicyConfig, SnapshotReader, DEFAULT_RING_CAPACITY,
 };
+use btblocker::clock::unix_now_ms;
 use btblocker::config::{BanConfig, NetworksConfig};
-use btblocker::control::BanControl;
 
 struct Args {
     workers: usize,
@@ -103,9 +104,9 @@ fn write_state_file(path: &std::path::Path, n: u32, now_ms: u64) {
 /// page as the daemon answers it now, and the whole table in one reply as it
 /// did before pages (median of 5 each; the reply's rendering to JSON happens
 /// on the server thread and is not counted).
-fn list_pause(control: &mut BanControl) {
-    use btblocker::ops::protocol::MAX_LIST_PAGE;
-    use btblocker::ops::{execute, Reply, Request};
+fn list_pause(control: &mut BanKeeper) {
+    use btblocker::control::operator::protocol::MAX_LIST_PAGE;
+    use btblocker::control::operator::{execute, Reply, Request};
     let now = unix_now_ms();
     let time = |f: &mut dyn FnMut() -> usize| {
         let mut runs: Vec<(f64, usize)> = (0..5)
@@ -133,7 +134,7 @@ fn list_pause(control: &mut BanControl) {
         control
             .list()
             .iter()
-            .map(|(k, e)| btblocker::ops::execute::ban_info(*k, e, now))
+            .map(|(k, e)| btblocker::control::operator::execute::ban_info(*k, e, now))
             .collect::<Vec<_>>()
             .len()
     });
@@ -170,7 +171,7 @@ fn main() {
         ..BanConfig::default()
     };
     let mut control =
-        BanControl::start(&cfg, &NetworksConfig::default(), unix_now_ms()).expect("control");
+        BanKeeper::start(&cfg, &NetworksConfig::default(), unix_now_ms()).expect("control");
     println!(
         "{} bans written and restored from the journal in {:.2} s",
         args.preload,
@@ -295,7 +296,7 @@ fn worker(
         }
         drop(snapshot);
         if next_own < total && now >= start + Duration::from_nanos(period_ns * next_own as u64) {
-            let event = DetectionEvent {
+            let event = HostDetection {
                 host: new_key(next_own as u32),
                 peer: BanKey::from(Ipv4Addr::new(198, 51, 100, 1)),
                 host_port: 51413,

@@ -7,11 +7,11 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use btblocker::capture::for_each_frame;
 use btblocker::config::{FlowsConfig, Mode};
+use btblocker::dataplane::counters::WorkerCounters;
+use btblocker::dataplane::{Burst, NoEvents, Pipeline};
 use btblocker::dpi::{Direction, DpiConfig, DpiEngine, FlowDpiState, PayloadCtx, Transport};
-use btblocker::pipeline::{Burst, NoEvents, Pipeline};
-use btblocker::stats::WorkerCounters;
+use btblocker::tools::capture::for_each_frame;
 use btblocker::wire::LinkType;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 

@@ -8,8 +8,8 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
+use btblocker::dataplane::flow::{Endpoint, FlowKey, FlowTable, PROTO_TCP};
 use btblocker::dpdk::prefetch;
-use btblocker::flow::{Endpoint, FlowKey, FlowTable, PROTO_TCP};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const BATCH: usize = 32;

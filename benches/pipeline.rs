@@ -35,10 +35,10 @@ use std::time::Duration;
 #[path = "../tests/common/frames.rs"]
 mod frames;
 
-use btblocker::capture::for_each_frame;
 use btblocker::config::FlowsConfig;
-use btblocker::dpdk::bench::{LoopKind, LoopbackBench, WorkerRun};
 use btblocker::dpi::DpiConfig;
+use btblocker::tools::bench::{LoopKind, LoopbackBench, WorkerRun};
+use btblocker::tools::capture::for_each_frame;
 
 /// Counts allocations made by every thread except those that opted out (the
 /// main thread, which reports and samples RSS; the workers never opt out).
@@ -428,7 +428,7 @@ fn report_stages(traffic: &str, label: &str, runs: &[WorkerRun], hz: u64) {
     println!("\nstage timing, {traffic} {label} (last run, warm-up included):");
     print!(
         "{}",
-        btblocker::stage_timing::report(runs.iter().map(|r| &r.counters.stages), hz)
+        btblocker::dataplane::stage_timing::report(runs.iter().map(|r| &r.counters.stages), hz)
     );
 }
 

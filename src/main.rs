@@ -137,10 +137,14 @@ struct ReplayArgs {
 impl ReplayArgs {
     fn settings(
         self,
-    ) -> Result<btblocker::replay::ReplaySettings, btblocker::replay::SettingsError> {
-        let mut s =
-            btblocker::replay::ReplaySettings::new(self.pcaps, self.inside_sock, self.outside_sock);
-        s.sides = btblocker::replay::parse_inside(&self.inside)?;
+    ) -> Result<btblocker::tools::replay::ReplaySettings, btblocker::tools::replay::SettingsError>
+    {
+        let mut s = btblocker::tools::replay::ReplaySettings::new(
+            self.pcaps,
+            self.inside_sock,
+            self.outside_sock,
+        );
+        s.sides = btblocker::tools::replay::parse_inside(&self.inside)?;
         s.queues = self.queues;
         s.rate_pps = self.rate;
         s.passes = self.passes;
@@ -196,7 +200,7 @@ enum BansCommand {
         /// IPv4 or IPv6 address.
         ip: std::net::IpAddr,
         /// How long: 90s, 30m, 5h, 2d, 1h30m ... [default: the daemon's ban.ttl_s]
-        #[arg(long, value_name = "DURATION", value_parser = btblocker::ops::client::parse_ttl)]
+        #[arg(long, value_name = "DURATION", value_parser = btblocker::control::operator::client::parse_ttl)]
         ttl: Option<std::time::Duration>,
     },
     /// Lift the ban on a host; its traffic flows again from the workers' next
@@ -256,7 +260,7 @@ fn analyze(
     json: bool,
     loops: u64,
 ) -> ExitCode {
-    use btblocker::analyze;
+    use btblocker::tools::analyze;
     let (flows, dpi) = match config.map(btblocker::config::load_file) {
         None => Default::default(),
         Some(Ok(cfg)) => (cfg.flows, cfg.dpi),
@@ -296,11 +300,11 @@ fn analyze(
 }
 
 fn bans(socket: &SocketArgs, command: BansCommand) -> ExitCode {
-    use btblocker::ops::{client, Reply, Request};
+    use btblocker::control::operator::{client, Reply, Request};
     let path = match (&socket.socket, &socket.config) {
         (Some(path), _) => path.clone(),
         (None, Some(config)) => match btblocker::config::load_file(config) {
-            Ok(cfg) => match cfg.control.socket {
+            Ok(cfg) => match cfg.operator.socket {
                 Some(path) => path,
                 None => {
                     eprintln!(
@@ -357,7 +361,7 @@ fn list_bans(
     limit: Option<usize>,
     after: Option<std::net::IpAddr>,
 ) -> ExitCode {
-    use btblocker::ops::{client, Reply};
+    use btblocker::control::operator::{client, Reply};
     match client::list(path, after, limit) {
         Err(e) => {
             eprintln!("error: {e}");
@@ -407,11 +411,11 @@ fn run(path: &std::path::Path, summary_json: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let opts = btblocker::dpdk::runtime::RunOptions {
+    let opts = btblocker::app::RunOptions {
         summary_json,
         config_path: Some(path.to_path_buf()),
     };
-    match btblocker::dpdk::runtime::run(&cfg, &opts) {
+    match btblocker::app::run(&cfg, &opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -427,8 +431,8 @@ fn run(_path: &std::path::Path, _summary_json: Option<PathBuf>) -> ExitCode {
 }
 
 #[cfg(feature = "dpdk")]
-fn replay(settings: &btblocker::replay::ReplaySettings) -> ExitCode {
-    match btblocker::dpdk::replay::run(settings) {
+fn replay(settings: &btblocker::tools::replay::ReplaySettings) -> ExitCode {
+    match btblocker::tools::replay::player::run(settings) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -438,7 +442,7 @@ fn replay(settings: &btblocker::replay::ReplaySettings) -> ExitCode {
 }
 
 #[cfg(not(feature = "dpdk"))]
-fn replay(_settings: &btblocker::replay::ReplaySettings) -> ExitCode {
+fn replay(_settings: &btblocker::tools::replay::ReplaySettings) -> ExitCode {
     eprintln!("error: this btblocker was built without the `dpdk` feature; rebuild with default features to replay");
     ExitCode::FAILURE
 }

@@ -3,9 +3,9 @@
 //! truth (expected.tsv). Runs `analyze`'s code, the same pipeline the workers run.
 use std::path::PathBuf;
 
-use btblocker::analyze::analyze_file;
 use btblocker::config::FlowsConfig;
 use btblocker::dpi::DpiConfig;
+use btblocker::tools::analyze::analyze_file;
 
 fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/ndpi")

@@ -6,10 +6,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use btblocker::control::BanSummary;
-use btblocker::metrics::{Kind, Metrics, MetricsError, DESCRIPTIONS};
-use btblocker::reload::ReloadCounts;
-use btblocker::report::{
+use btblocker::ban::keeper::BanSummary;
+use btblocker::control::metrics::{Kind, Metrics, MetricsError, DESCRIPTIONS};
+use btblocker::control::reload::ReloadCounts;
+use btblocker::control::report::{
     DpiSummary, EnforcementSummary, HwPortStats, ParseSummary, PortSummary, RunSummary, Traffic,
     WorkerSummary,
 };

@@ -17,7 +17,7 @@ use std::process::Child;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use btblocker::replay::{queue_of, Plan, Side, Sides};
+use btblocker::tools::replay::{queue_of, Plan, Side, Sides};
 use btblocker::wire::{parse_ethernet, Parsed};
 use common::*;
 
@@ -274,7 +274,7 @@ fn testbed(name: &str, workers: u16) {
     // /metrics, once its counters caught up with what the generator counted
     // (the control lcore publishes every 100 ms). btblocker also forwarded
     // the generator's barrier frames (60 bytes each), which it counts too.
-    let barrier_bytes = btblocker::replay::barrier::FRAME.len() as u64;
+    let barrier_bytes = btblocker::tools::replay::barrier::FRAME.len() as u64;
     let sent = |side: &str| u(&rs[side]["sent"]["packets"]) + u(&rs[side]["barriers_sent"]);
     let got = |side: &str| u(&rs[side]["received"]["packets"]) + u(&rs[side]["barriers_received"]);
     let want = [
@@ -321,7 +321,7 @@ fn testbed(name: &str, workers: u16) {
 
     // The bans: exactly the hosts analyze names.
     let (bans, warnings) =
-        btblocker::ban::journal::load(&state_file, btblocker::ban::unix_now_ms())
+        btblocker::ban::journal::load(&state_file, btblocker::clock::unix_now_ms())
             .expect("state file");
     assert!(warnings.is_empty(), "{warnings:?}");
     let live: BTreeSet<IpAddr> = bans.iter().map(|b| b.key.to_ip()).collect();
@@ -343,7 +343,8 @@ fn testbed(name: &str, workers: u16) {
     // What was sent, and what came back, per direction and pass.
     let plan = Plan::load(&files, &Sides::default_inside(), workers).unwrap();
     assert_eq!(u(&rs["capture_packets"]), plan.len() as u64);
-    let rx_pcap = |side: Side| read_packets(&received.join(btblocker::replay::rx_pcap_name(side)));
+    let rx_pcap =
+        |side: Side| read_packets(&received.join(btblocker::tools::replay::rx_pcap_name(side)));
     for side in Side::BOTH {
         let sent_into: Vec<&[u8]> = plan
             .packets()

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use btblocker::config::{FlowsConfig, Mode};
 use btblocker::dpi::DpiConfig;
-use btblocker::pipeline::{Burst, NoEvents, Pipeline};
-use btblocker::stats::WorkerCounters;
+use btblocker::dataplane::{Burst, NoEvents, Pipeline};
+use btblocker::dataplane::counters::WorkerCounters;
 use libfuzzer_sys::fuzz_target;
 
 fn frame(tcp: bool, reverse: bool, ports: [u8; 2], payload: &[u8], out: &mut Vec<u8>) {

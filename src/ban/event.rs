@@ -62,7 +62,7 @@ impl fmt::Debug for PayloadPrefix {
 /// (128 bytes: two cache lines, no heap) so pushing it costs a copy into a
 /// preallocated slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DetectionEvent {
+pub struct HostDetection {
     /// The address the verdict is about: the one the policy may ban.
     pub host: BanKey,
     /// The other end of the flow (for the detection log).
@@ -90,7 +90,7 @@ mod tests {
     fn event_is_fixed_size_with_its_payload_inline() {
         // Addresses, ports and metadata, the 64-byte prefix and its length:
         // two cache lines.
-        assert_eq!(std::mem::size_of::<DetectionEvent>(), 128);
+        assert_eq!(std::mem::size_of::<HostDetection>(), 128);
     }
 
     #[test]

@@ -7,10 +7,10 @@
 //! these names):
 //! - workers: `SnapshotReader::load() -> SnapshotGuard` once per burst,
 //!   `Snapshot::contains(&BanKey, now_ms) -> bool` per address;
-//!   `EventProducer::push(DetectionEvent) -> bool` (false = ring full,
+//!   `EventProducer::push(HostDetection) -> bool` (false = ring full,
 //!   counted); `BanKey: From<IpAddr>`.
 //! - control: `event_ring(capacity) -> (EventProducer, EventConsumer)`,
-//!   `BanPolicy::on_detection(&DetectionEvent) -> Decision`,
+//!   `BanPolicy::on_detection(&HostDetection) -> Decision`,
 //!   `BanTable::{add, add_static, restore, remove, flush, expire, publish,
 //!   reclaim, reader, get, list, len}`, `Journal::{open, append_add, append_del,
 //!   append_flush, maybe_flush, should_compact, compact, close}`,
@@ -29,10 +29,12 @@
 //! At start-up: `journal::load` → `BanTable::restore` each → `Journal::open`
 //! → `compact` (drops the torn tail and the expired bans from the file).
 pub mod allowlist;
+pub mod detection_log;
 pub mod event;
 mod expiry;
 pub mod hash;
 pub mod journal;
+pub mod keeper;
 pub mod key;
 pub mod policy;
 pub mod ring;
@@ -40,7 +42,7 @@ pub mod snapshot;
 pub mod table;
 
 pub use allowlist::{Allowlist, Cidr, CidrError};
-pub use event::{Confidence, DetectionEvent, PayloadPrefix, MAX_PAYLOAD_PREFIX};
+pub use event::{Confidence, HostDetection, PayloadPrefix, MAX_PAYLOAD_PREFIX};
 pub use hash::{KeyHasher, SHARD_COUNT};
 pub use journal::{Journal, JournalConfig, JournalError, LoadProblem, LoadWarning, LoadedBan};
 pub use key::BanKey;
@@ -50,15 +52,6 @@ pub use snapshot::{Shard, Snapshot, SnapshotGuard, SnapshotPublisher, SnapshotRe
 pub use table::{
     AddOutcome, BanEntry, BanTable, BanTableConfig, FullPolicy, PublishReport, TableCounters, NEVER,
 };
-
-/// Wall-clock time as unix ms (0 if the clock is before 1970). For the
-/// control thread; workers get their time from the pipeline.
-pub fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {
@@ -89,7 +82,7 @@ mod tests {
         let (mut worker, mut control) = event_ring(16);
         let reader = table.reader();
 
-        let event = |host: u32, confidence, at_ms| DetectionEvent {
+        let event = |host: u32, confidence, at_ms| HostDetection {
             host: key(host),
             peer: key(250),
             host_port: 51413,
@@ -172,10 +165,5 @@ mod tests {
             assert_eq!(table.publish().generation, u64::from(g));
         }
         worker.join().unwrap();
-    }
-
-    #[test]
-    fn unix_now_is_after_2020() {
-        assert!(unix_now_ms() > 1_577_836_800_000);
     }
 }

@@ -4,7 +4,7 @@
 //! Runs on the control thread. The state is bounded: at most
 //! `max_pending_hosts` hosts are tracked, each with at most `threshold`
 //! timestamps; when full, the host detected least recently is forgotten.
-use super::event::{Confidence, DetectionEvent};
+use super::event::{Confidence, HostDetection};
 use super::key::BanKey;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
@@ -88,7 +88,7 @@ impl BanPolicy {
 
     /// Records `event` and says whether its host should be banned. A host
     /// that is banned is forgotten here: the ban table holds it from then on.
-    pub fn on_detection(&mut self, event: &DetectionEvent) -> Decision {
+    pub fn on_detection(&mut self, event: &HostDetection) -> Decision {
         let host = event.host;
         if (self.config.definitive_bans_at_once && event.confidence == Confidence::Definitive)
             || self.threshold == 1
@@ -207,8 +207,8 @@ mod tests {
         BanKey::from(Ipv4Addr::from(0xcb00_7100 + i)) // 203.0.113.0 + i
     }
 
-    fn detection(host_n: u32, confidence: Confidence, at_ms: u64) -> DetectionEvent {
-        DetectionEvent {
+    fn detection(host_n: u32, confidence: Confidence, at_ms: u64) -> HostDetection {
+        HostDetection {
             host: host(host_n),
             peer: host(250),
             host_port: 6881,

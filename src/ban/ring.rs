@@ -5,7 +5,7 @@
 //! event is dropped and counted. The drop counter is written only by the
 //! producer (plain load + store, no read-modify-write) and read by the
 //! control thread for the stats.
-use super::event::DetectionEvent;
+use super::event::HostDetection;
 use rtrb::RingBuffer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub fn event_ring(capacity: usize) -> (EventProducer, EventConsumer) {
 
 /// The worker's end.
 pub struct EventProducer {
-    ring: rtrb::Producer<DetectionEvent>,
+    ring: rtrb::Producer<HostDetection>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -41,7 +41,7 @@ impl EventProducer {
     /// Queues `event`; returns false (and counts it) if the ring is full.
     /// Never blocks, never allocates.
     #[inline]
-    pub fn push(&mut self, event: DetectionEvent) -> bool {
+    pub fn push(&mut self, event: HostDetection) -> bool {
         if self.ring.push(event).is_ok() {
             return true;
         }
@@ -65,18 +65,18 @@ impl EventProducer {
 
 /// The control thread's end.
 pub struct EventConsumer {
-    ring: rtrb::Consumer<DetectionEvent>,
+    ring: rtrb::Consumer<HostDetection>,
     dropped: Arc<AtomicU64>,
 }
 
 impl EventConsumer {
-    pub fn pop(&mut self) -> Option<DetectionEvent> {
+    pub fn pop(&mut self) -> Option<HostDetection> {
         self.ring.pop().ok()
     }
 
     /// Hands at most `max` queued events to `handle`, oldest first; returns
     /// how many. The bound keeps one busy worker from starving the others.
-    pub fn drain(&mut self, max: usize, mut handle: impl FnMut(DetectionEvent)) -> usize {
+    pub fn drain(&mut self, max: usize, mut handle: impl FnMut(HostDetection)) -> usize {
         let mut n = 0;
         while n < max {
             let Some(event) = self.pop() else { break };
@@ -112,8 +112,8 @@ mod tests {
     use crate::ban::{BanKey, Confidence, PayloadPrefix};
     use std::net::Ipv4Addr;
 
-    fn event(i: u32) -> DetectionEvent {
-        DetectionEvent {
+    fn event(i: u32) -> HostDetection {
+        HostDetection {
             host: BanKey::from(Ipv4Addr::from(i)),
             peer: BanKey::from(Ipv4Addr::new(198, 51, 100, 1)),
             host_port: 6881,

@@ -6,7 +6,7 @@ use serde_saphyr::Spanned;
 
 use super::field::{int_in_or, invalid};
 use super::ConfigError;
-use crate::detection_log::{DetectionLogConfig, MAX_PAYLOAD_BYTES};
+use crate::ban::detection_log::{DetectionLogConfig, MAX_PAYLOAD_BYTES};
 
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -105,7 +105,7 @@
 //!
 //! A running `btblocker run` re-reads its file on SIGHUP, validates it whole
 //! with `load_file`, and applies what it can without touching the ports
-//! (`crate::reload` lists which keys apply live and which need a restart).
+//! (`crate::control::reload` lists which keys apply live and which need a restart).
 //!
 //! # Adding a section
 //!
@@ -115,12 +115,12 @@
 use std::path::Path;
 
 mod ban;
-mod control;
 mod dpi;
 mod eal;
 mod eal_args;
+mod operator;
 pub use ban::{BanAction, BanConfig, BanTarget, NetworksConfig};
-pub use control::{ControlConfig, DEFAULT_SOCKET};
+pub use operator::{OperatorConfig, DEFAULT_SOCKET};
 mod field;
 mod flows;
 mod lcores;
@@ -141,9 +141,10 @@ pub struct Config {
     pub dpi: crate::dpi::DpiConfig,
     pub ban: BanConfig,
     pub networks: NetworksConfig,
-    pub log: crate::detection_log::DetectionLogConfig,
+    pub log: crate::ban::detection_log::DetectionLogConfig,
     pub metrics: MetricsConfig,
-    pub control: ControlConfig,
+    /// The operator socket (YAML section `control`).
+    pub operator: OperatorConfig,
 }
 
 /// Each worker's flow table.
@@ -306,7 +307,7 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
     let networks = ban::validate_networks(raw.networks)?;
     let log = log::validate(raw.log)?;
     let metrics = validate_metrics(raw.metrics)?;
-    let control = control::validate(raw.control)?;
+    let operator = operator::validate(raw.control)?;
     Ok(Config {
         eal,
         ports,
@@ -317,7 +318,7 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
         networks,
         log,
         metrics,
-        control,
+        operator,
     })
 }
 

@@ -6,7 +6,7 @@ use serde_saphyr::Spanned;
 use super::field::{int_in, invalid, line, missing};
 use super::names::{check_vdev, dpdk_name, PciAddress};
 use super::{ConfigError, EalConfig, Mode, PipelineConfig, PortConfig, PortRole};
-use crate::stats::MAX_PORTS;
+use crate::dataplane::counters::MAX_PORTS;
 
 const DEFAULT_DESCRIPTORS: u16 = 1024;
 const MIN_DESCRIPTORS: i64 = 64;

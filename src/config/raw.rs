@@ -27,5 +27,5 @@ pub(super) struct RawConfig {
     pub networks: Option<Spanned<RawNetworks>>,
     pub log: Option<Spanned<super::log::RawLog>>,
     pub metrics: Option<Spanned<super::RawMetrics>>,
-    pub control: Option<Spanned<super::control::RawControl>>,
+    pub control: Option<Spanned<super::operator::RawOperator>>,
 }

@@ -94,7 +94,7 @@ fn a_minimal_config_gets_every_default() {
             networks: NetworksConfig::default(),
             log: Default::default(),
             metrics: MetricsConfig::default(),
-            control: ControlConfig::default(),
+            operator: OperatorConfig::default(),
         }
     );
 }
@@ -1011,7 +1011,7 @@ fn no_truncation_of_a_full_config_panics() {
 
 #[test]
 fn the_control_socket_has_a_default_a_path_and_two_ways_off() {
-    let socket = |more: &[&str]| ok(&two_ports_and(more)).control.socket;
+    let socket = |more: &[&str]| ok(&two_ports_and(more)).operator.socket;
     assert_eq!(socket(&[]), Some(std::path::PathBuf::from(DEFAULT_SOCKET)));
     assert_eq!(
         socket(&["control:", "  socket: target/c.sock"]),

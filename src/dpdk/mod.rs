@@ -1,19 +1,19 @@
 //! The only module with `unsafe`: DPDK bindings and safe wrappers over EAL,
 //! mempools, ports, mbufs and lcores. Everything outside this module is safe
-//! Rust; every `unsafe` block here says why it is sound.
-pub mod bench;
+//! Rust; every `unsafe` block here says why it is sound, and no safe call can
+//! make one unsound (an mbuf is owned by exactly one array, or by the driver).
 mod eal;
 mod ffi;
-mod lcore;
-mod loopback;
-mod mbuf;
-pub use mbuf::prefetch;
+pub mod lcore;
+pub mod loopback;
+pub mod mbuf;
 mod mempool;
-mod port;
-pub mod replay;
-pub mod runtime;
-mod telemetry;
-mod worker;
+pub mod port;
+pub mod telemetry;
+
+pub use eal::Eal;
+pub use mbuf::{prefetch, MbufArray, MAX_BURST};
+pub use mempool::Mempool;
 
 /// An error from a DPDK call, with the call and DPDK's own explanation.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@ use std::ffi::{CStr, CString};
 
 use super::mempool::Mempool;
 use super::{ffi, DpdkError};
-use crate::report::HwPortStats;
+use crate::control::report::HwPortStats;
 
 /// The symmetric Toeplitz key: 0x6d5a repeated maps (a→b) and (b→a) to the same
 /// hash, so both directions of a flow land on the same worker.
@@ -224,6 +224,15 @@ pub fn stats(id: u16) -> HwPortStats {
         oerrors: s.oerrors,
         rx_nombuf: s.rx_nombuf,
     }
+}
+
+/// Whether a started port reports its link up (net_vhost: once the virtio
+/// side has set up its rings).
+pub fn link_up(id: u16) -> bool {
+    let mut link = ffi::rte_eth_link::default();
+    // SAFETY: link is a valid out-struct; the port is started.
+    let rc = unsafe { ffi::rte_eth_link_get_nowait(id, &mut link) };
+    rc == 0 && link.link_status() != 0
 }
 
 /// Stops and closes a port (flushes what a PMD buffers, e.g. net_pcap's output file).

@@ -6,7 +6,7 @@
 use std::ffi::{c_char, c_int, CStr, CString};
 
 use super::{ffi, DpdkError};
-use crate::ops::telemetry_view::TELEMETRY;
+use crate::control::operator::telemetry_view::TELEMETRY;
 
 /// DPDK keeps at most 128 bytes of help, NUL included.
 const COMMANDS: [(&CStr, TelemetryCallback, &CStr); 2] = [

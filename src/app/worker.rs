@@ -1,0 +1,251 @@
+//! The worker loop: rx_burst → pipeline → tx_burst, on every port this worker
+//! serves, until told to stop. Fits on one screen on purpose.
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crate::ban::SnapshotReader;
+use crate::config::Mode;
+use crate::dataplane::counters::WorkerCounters;
+use crate::dataplane::stage_timing::{Lap, Stage};
+use crate::dataplane::{Burst, Pipeline, RingSink, Verdict};
+use crate::dpdk::{prefetch, tsc, tsc_hz, MbufArray, MAX_BURST};
+
+/// One RX queue this worker polls and where its packets go.
+#[derive(Clone, Copy, Debug)]
+pub struct Poll {
+    pub port_index: usize,
+    pub port_id: u16,
+    pub rx_queue: u16,
+    /// The peer port (inline mode sends there) and this worker's TX queue on it.
+    pub tx_port_index: usize,
+    pub tx_port_id: u16,
+    pub tx_queue: u16,
+}
+
+pub struct WorkerPlan {
+    pub polls: Vec<Poll>,
+    pub burst: u16,
+    pub bans: SnapshotReader,
+    pub clock: Clock,
+}
+
+/// Wall-clock time from the TSC: the unix time at a known TSC value, so a
+/// worker reads time without a syscall.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub base_tsc: u64,
+    pub base_unix_ms: u64,
+    pub hz: u64,
+}
+
+impl Clock {
+    pub fn now() -> Clock {
+        Clock {
+            base_tsc: tsc(),
+            base_unix_ms: crate::clock::unix_now_ms(),
+            hz: tsc_hz().max(1),
+        }
+    }
+
+    /// (monotonic ns, unix ms) at TSC value `t`.
+    #[inline(always)]
+    fn at(&self, t: u64) -> (u64, u64) {
+        let ticks = u128::from(t.wrapping_sub(self.base_tsc));
+        let hz = u128::from(self.hz);
+        let ns = (ticks * 1_000_000_000 / hz) as u64;
+        (ns, self.base_unix_ms + ns / 1_000_000)
+    }
+}
+
+/// How many packets ahead of the one in the pipeline its data is prefetched:
+/// enough to cover a memory access at ~40-150 ns per packet.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Packets between the two steps of a flow lookahead (bucket line, then slot)
+/// and between the second step and the lookup.
+const LOOKAHEAD_STEP: usize = 4;
+
+pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicBool>) -> i32 {
+    let mut rx = MbufArray::new();
+    let mut tx = MbufArray::new();
+    let mut drop = MbufArray::new();
+    let mut tx_len = [0u32; MAX_BURST];
+    let mut lookahead = FlowLookahead::new();
+    let burst = plan.burst.min(MAX_BURST as u16);
+    let inline = pipeline.mode() == Mode::Inline;
+
+    while !stop.load(Relaxed) {
+        for p in &plan.polls {
+            let n = rx.rx_burst(p.port_id, p.rx_queue, burst);
+            if n == 0 {
+                pipeline.counters().empty_polls.inc();
+                continue;
+            }
+            // One clock read, one snapshot load and one settings load per
+            // burst: timeouts need no finer grain, and a ban published or a
+            // reload made mid-burst applies from the next.
+            let (now_ns, unix_ms) = plan.clock.at(tsc());
+            pipeline.start_burst();
+            let snapshot = plan.bans.load();
+            let ctx = Burst {
+                now_ns,
+                unix_ms,
+                bans: Some(&snapshot),
+            };
+            // Headers of the whole burst, then each packet's data a few packets
+            // ahead: the pipeline's first loads (length, Ethernet header) hit;
+            // with a flow table larger than the caches, its flows too.
+            let ahead = lookahead.decide(&pipeline);
+            rx.prefetch_first(n, ahead);
+            lookahead.start(&pipeline, &rx, n);
+            for i in 0..n {
+                rx.prefetch_ahead(i, ahead);
+                lookahead.step(&pipeline, &rx, n, i);
+                let len = rx.pkt_len(i);
+                match pipeline.process(p.port_index, rx.frame(i), len, &ctx) {
+                    Verdict::Forward if inline => {
+                        tx_len[tx.len()] = len;
+                        tx.push_from(&rx, i);
+                    }
+                    Verdict::Forward => drop.push_from(&rx, i),
+                    Verdict::Drop => {
+                        pipeline.counters().ports[p.port_index].dropped.inc();
+                        drop.push_from(&rx, i);
+                    }
+                }
+            }
+            rx.clear(); // every mbuf moved to `tx` or `drop`
+
+            let mut lap = Lap::start();
+            if !tx.is_empty() {
+                let sent = tx.tx_burst(p.tx_port_id, p.tx_queue);
+                let out = &pipeline.counters().ports[p.tx_port_index];
+                out.tx_packets.add(sent as u64);
+                out.tx_bytes
+                    .add(tx_len[..sent].iter().map(|&l| u64::from(l)).sum());
+                out.tx_failed.add((tx.len() - sent) as u64);
+                tx.free_from(sent);
+            }
+            drop.free_from(0);
+            lap.lap(&pipeline.counters().stages, Stage::TxBurst);
+        }
+    }
+    0
+}
+
+/// Two-step flow lookahead over a burst, used only while the flow table
+/// outgrows the caches (`Pipeline::wants_flow_lookahead`): packet i+8 is
+/// parsed and hashed and its bucket line prefetched; at i+4, with that line
+/// in cache, its slot is; at i the lookup finds both. Prefetches only: what
+/// the pipeline decides is unchanged.
+struct FlowLookahead {
+    on: bool,
+    hashes: [Option<u64>; MAX_BURST],
+}
+
+impl FlowLookahead {
+    fn new() -> Self {
+        FlowLookahead {
+            on: false,
+            hashes: [None; MAX_BURST],
+        }
+    }
+
+    /// Decides for this burst. Returns how far ahead packet data must be
+    /// prefetched (step 1 parses it).
+    #[inline(always)]
+    fn decide(&mut self, pipeline: &Pipeline<RingSink>) -> usize {
+        self.on = pipeline.wants_flow_lookahead();
+        if self.on {
+            3 * LOOKAHEAD_STEP
+        } else {
+            PREFETCH_AHEAD
+        }
+    }
+
+    /// Starts the first packets' lookups (their data already prefetched).
+    #[inline(always)]
+    fn start(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize) {
+        if !self.on {
+            return;
+        }
+        for (i, hash) in self.hashes[..n.min(2 * LOOKAHEAD_STEP)]
+            .iter_mut()
+            .enumerate()
+        {
+            *hash = pipeline.flow_lookahead_bucket(rx.frame(i), prefetch);
+        }
+        for hash in self.hashes[..n.min(LOOKAHEAD_STEP)].iter().flatten() {
+            pipeline.flow_lookahead_slot(*hash, prefetch);
+        }
+    }
+
+    /// Before packet `i` is processed: step 1 for i+8, step 2 for i+4.
+    #[inline(always)]
+    fn step(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize, i: usize) {
+        if !self.on {
+            return;
+        }
+        if i + 2 * LOOKAHEAD_STEP < n {
+            self.hashes[i + 2 * LOOKAHEAD_STEP] =
+                pipeline.flow_lookahead_bucket(rx.frame(i + 2 * LOOKAHEAD_STEP), prefetch);
+        }
+        if let Some(hash) = self.hashes[..n].get(i + LOOKAHEAD_STEP).copied().flatten() {
+            pipeline.flow_lookahead_slot(hash, prefetch);
+        }
+    }
+}
+
+/// The I/O floor for the pipeline bench: the same polling and TX as `run`, with
+/// the pipeline switched off (every packet forwarded as received, rx counted).
+/// With `read_headers`, each packet's length and Ethernet header are read
+/// first, with `run`'s prefetching: the floor of any forwarder that looks at
+/// its packets (as DPDK's l2fwd does), which a ring PMD alone never pays.
+pub fn run_bare(
+    plan: WorkerPlan,
+    counters: &WorkerCounters,
+    stop: Arc<AtomicBool>,
+    read_headers: bool,
+) -> i32 {
+    let mut rx = MbufArray::new();
+    let burst = plan.burst.min(MAX_BURST as u16);
+    while !stop.load(Relaxed) {
+        for p in &plan.polls {
+            let n = rx.rx_burst(p.port_id, p.rx_queue, burst);
+            if n == 0 {
+                counters.empty_polls.inc();
+                continue;
+            }
+            counters.ports[p.port_index].rx_packets.add(n as u64);
+            if read_headers {
+                read_ethernet_headers(&rx, n, counters, p.port_index);
+            }
+            let sent = rx.tx_burst(p.tx_port_id, p.tx_queue);
+            let out = &counters.ports[p.tx_port_index];
+            out.tx_packets.add(sent as u64);
+            out.tx_failed.add((n - sent) as u64);
+            rx.free_from(sent);
+        }
+    }
+    0
+}
+
+/// Reads each packet's length and its Ethernet destination, source and type
+/// (the 14 bytes every forwarder reads), prefetched as `run` does.
+#[inline(always)]
+fn read_ethernet_headers(rx: &MbufArray, n: usize, counters: &WorkerCounters, port: usize) {
+    rx.prefetch_first(n, PREFETCH_AHEAD);
+    let mut bytes = 0u64;
+    let mut fold = 0u64;
+    for i in 0..n {
+        rx.prefetch_ahead(i, PREFETCH_AHEAD);
+        bytes += u64::from(rx.pkt_len(i));
+        if let Some(eth) = rx.frame(i).get(..14) {
+            fold ^= eth
+                .iter()
+                .fold(0u64, |h, &b| h.rotate_left(8) ^ u64::from(b));
+        }
+    }
+    counters.ports[port].rx_bytes.add(bytes);
+    std::hint::black_box(fold);
+}

@@ -1,0 +1,354 @@
+//! What a run prints: the one-line summary each interval and the final report,
+//! built from the per-worker counters and the ports' hardware counters. Also
+//! written as JSON (`run --summary-json`) for scripts and tests.
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+
+use crate::ban::keeper::BanSummary;
+use crate::config::{Config, PortRole};
+use crate::control::reload::ReloadCounts;
+use crate::dataplane::counters::{Counter, WorkerCounters};
+use crate::dpi::DetectorId;
+use crate::wire::ParseError;
+
+/// A port's own counters as DPDK reports them (`rte_eth_stats`).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct HwPortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Traffic {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub dropped: u64,
+    pub tx_failed: u64,
+}
+
+impl Traffic {
+    fn add_port(&mut self, w: &WorkerCounters, port: usize) {
+        let p = &w.ports[port];
+        self.rx_packets += p.rx_packets.get();
+        self.rx_bytes += p.rx_bytes.get();
+        self.tx_packets += p.tx_packets.get();
+        self.tx_bytes += p.tx_bytes.get();
+        self.dropped += p.dropped.get();
+        self.tx_failed += p.tx_failed.get();
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PortSummary {
+    pub name: String,
+    pub role: &'static str,
+    #[serde(flatten)]
+    pub traffic: Traffic,
+    pub hw: HwPortStats,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct WorkerSummary {
+    pub lcore: u32,
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ParseSummary {
+    pub non_ip: u64,
+    pub vlan: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub other_l4: u64,
+    pub fragments: u64,
+    pub malformed: u64,
+    /// Malformed packets by reason (only reasons seen).
+    pub malformed_by_reason: Vec<(&'static str, u64)>,
+}
+
+/// What the flow table and the DPI engine did.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct DpiSummary {
+    pub flows_created: u64,
+    pub flows_expired: u64,
+    pub flows_evicted: u64,
+    pub payload_packets_inspected: u64,
+    pub flows_clean: u64,
+    pub flows_bittorrent: u64,
+    /// BitTorrent flows by deciding detector (only detectors that fired).
+    pub bittorrent_by_detector: Vec<(&'static str, u64)>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RunSummary {
+    pub elapsed_s: f64,
+    pub mode: &'static str,
+    pub ports: Vec<PortSummary>,
+    pub workers: Vec<WorkerSummary>,
+    pub parse: ParseSummary,
+    pub dpi: DpiSummary,
+    pub enforcement: EnforcementSummary,
+    /// The control lcore's ban table (set by the runtime).
+    pub bans: Option<BanSummary>,
+    /// SIGHUP reloads so far, applied and refused (set by the runtime).
+    pub config_reloads: ReloadCounts,
+}
+
+/// What the workers dropped, and the detections they sent.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct EnforcementSummary {
+    pub dropped_banned_host: u64,
+    pub dropped_bittorrent_flow: u64,
+    pub events_sent: u64,
+}
+
+fn role_name(role: PortRole) -> &'static str {
+    match role {
+        PortRole::Inside => "inside",
+        PortRole::Outside => "outside",
+    }
+}
+
+impl RunSummary {
+    /// Gathers the counters of `workers` (lcore id, counters) and each port's
+    /// hardware stats (`hw[i]` for `cfg.ports[i]`).
+    pub fn gather(
+        cfg: &Config,
+        elapsed_s: f64,
+        workers: &[(u32, &WorkerCounters)],
+        hw: &[HwPortStats],
+    ) -> Self {
+        let ports = cfg
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut traffic = Traffic::default();
+                for (_, w) in workers {
+                    traffic.add_port(w, i);
+                }
+                PortSummary {
+                    name: p.name.clone(),
+                    role: role_name(p.role),
+                    traffic,
+                    hw: hw.get(i).copied().unwrap_or_default(),
+                }
+            })
+            .collect();
+        let worker_summaries = workers
+            .iter()
+            .map(|(lcore, w)| {
+                let mut traffic = Traffic::default();
+                for i in 0..cfg.ports.len() {
+                    traffic.add_port(w, i);
+                }
+                WorkerSummary {
+                    lcore: *lcore,
+                    traffic,
+                }
+            })
+            .collect();
+        let total = |f: &dyn Fn(&WorkerCounters) -> &Counter| {
+            workers.iter().map(|(_, w)| f(w).get()).sum::<u64>()
+        };
+        let malformed_by_reason: Vec<(&'static str, u64)> = ParseError::ALL
+            .iter()
+            .map(|e| (e.name(), total(&|w| &w.parse.errors[e.index()])))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let parse = ParseSummary {
+            non_ip: total(&|w| &w.parse.non_ip),
+            vlan: total(&|w| &w.parse.vlan),
+            ipv4: total(&|w| &w.parse.ipv4),
+            ipv6: total(&|w| &w.parse.ipv6),
+            tcp: total(&|w| &w.parse.tcp),
+            udp: total(&|w| &w.parse.udp),
+            other_l4: total(&|w| &w.parse.other_l4),
+            fragments: total(&|w| &w.parse.fragments),
+            malformed: malformed_by_reason.iter().map(|(_, n)| n).sum(),
+            malformed_by_reason,
+        };
+        let bittorrent_by_detector: Vec<(&'static str, u64)> = DetectorId::ALL
+            .iter()
+            .map(|d| (d.name(), total(&|w| &w.flows.by_detector[d.index()])))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let dpi = DpiSummary {
+            flows_created: total(&|w| &w.flows.created),
+            flows_expired: total(&|w| &w.flows.expired),
+            flows_evicted: total(&|w| &w.flows.evicted),
+            payload_packets_inspected: total(&|w| &w.flows.inspected_packets),
+            flows_clean: total(&|w| &w.flows.judged_clean),
+            flows_bittorrent: total(&|w| &w.flows.judged_bittorrent),
+            bittorrent_by_detector,
+        };
+        let enforcement = EnforcementSummary {
+            dropped_banned_host: total(&|w| &w.bans.dropped_banned_host),
+            dropped_bittorrent_flow: total(&|w| &w.bans.dropped_bittorrent_flow),
+            events_sent: total(&|w| &w.bans.events_sent),
+        };
+        RunSummary {
+            elapsed_s,
+            mode: match cfg.pipeline.mode {
+                crate::config::Mode::Inline => "inline",
+                crate::config::Mode::Monitor => "monitor",
+            },
+            ports,
+            workers: worker_summaries,
+            parse,
+            dpi,
+            enforcement,
+            bans: None,
+            config_reloads: ReloadCounts::default(),
+        }
+    }
+
+    /// The one-line summary the control lcore prints each interval.
+    pub fn line(&self) -> String {
+        let mut s = format!("t={:.1}s", self.elapsed_s);
+        for p in &self.ports {
+            let t = &p.traffic;
+            let _ = write!(
+                s,
+                " | {}: rx {} tx {} drop {} txfail {} imissed {} nombuf {} ierr {}",
+                p.name,
+                t.rx_packets,
+                t.tx_packets,
+                t.dropped,
+                t.tx_failed,
+                p.hw.imissed,
+                p.hw.rx_nombuf,
+                p.hw.ierrors
+            );
+        }
+        for w in &self.workers {
+            let t = &w.traffic;
+            let _ = write!(
+                s,
+                " | w{}: rx {} tx {} drop {}",
+                w.lcore, t.rx_packets, t.tx_packets, t.dropped
+            );
+        }
+        s
+    }
+}
+
+impl fmt::Display for RunSummary {
+    /// The final report, for people.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "btblocker: run finished after {:.2} s ({} mode, {} worker{})",
+            self.elapsed_s,
+            self.mode,
+            self.workers.len(),
+            if self.workers.len() == 1 { "" } else { "s" }
+        )?;
+        writeln!(
+            f,
+            "{:<12} {:<8} {:>10} {:>12} {:>10} {:>12} {:>8} {:>9} {:>8} {:>9} {:>8}",
+            "port",
+            "role",
+            "rx_pkts",
+            "rx_bytes",
+            "tx_pkts",
+            "tx_bytes",
+            "dropped",
+            "tx_failed",
+            "imissed",
+            "rx_nombuf",
+            "ierrors"
+        )?;
+        for p in &self.ports {
+            let t = &p.traffic;
+            writeln!(
+                f,
+                "{:<12} {:<8} {:>10} {:>12} {:>10} {:>12} {:>8} {:>9} {:>8} {:>9} {:>8}",
+                p.name,
+                p.role,
+                t.rx_packets,
+                t.rx_bytes,
+                t.tx_packets,
+                t.tx_bytes,
+                t.dropped,
+                t.tx_failed,
+                p.hw.imissed,
+                p.hw.rx_nombuf,
+                p.hw.ierrors
+            )?;
+        }
+        for w in &self.workers {
+            let t = &w.traffic;
+            writeln!(
+                f,
+                "worker lcore {}: rx {} pkts / {} bytes, tx {} pkts / {} bytes, dropped {}, tx_failed {}",
+                w.lcore, t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes, t.dropped, t.tx_failed
+            )?;
+        }
+        let p = &self.parse;
+        write!(
+            f,
+            "parsed: ipv4 {}, ipv6 {}, vlan-tagged {}, tcp {}, udp {}, other L4 {}, fragments {}, non-IP {}, malformed {}",
+            p.ipv4, p.ipv6, p.vlan, p.tcp, p.udp, p.other_l4, p.fragments, p.non_ip, p.malformed
+        )?;
+        for (reason, n) in &p.malformed_by_reason {
+            write!(f, " [{reason}: {n}]")?;
+        }
+        writeln!(f)?;
+        let d = &self.dpi;
+        write!(
+            f,
+            "flows: {} created, {} expired, {} evicted; {} payload packets inspected; judged {} clean, {} BitTorrent",
+            d.flows_created, d.flows_expired, d.flows_evicted, d.payload_packets_inspected, d.flows_clean, d.flows_bittorrent
+        )?;
+        if !d.bittorrent_by_detector.is_empty() {
+            let by: Vec<String> = d
+                .bittorrent_by_detector
+                .iter()
+                .map(|(n, c)| format!("{n} {c}"))
+                .collect();
+            write!(f, " ({})", by.join(", "))?;
+        }
+        writeln!(f)?;
+        let e = &self.enforcement;
+        writeln!(
+            f,
+            "dropped: {} packets of banned hosts, {} packets of BitTorrent flows; {} detections sent to the control lcore",
+            e.dropped_banned_host, e.dropped_bittorrent_flow, e.events_sent
+        )?;
+        if let Some(b) = &self.bans {
+            writeln!(
+                f,
+                "bans: {} active ({} restored, {} added, {} refreshed, {} refused as allowlisted, {} refused full, {} evicted, {} expired; {} detections below threshold; {} lost to full rings)",
+                b.active,
+                b.restored,
+                b.added,
+                b.refreshed,
+                b.refused_allowlisted,
+                b.refused_full,
+                b.evicted,
+                b.expired,
+                b.pending_below_threshold,
+                b.events_dropped_ring_full
+            )?;
+            for (host, reason) in &b.hosts {
+                writeln!(f, "  banned {host} ({reason})")?;
+            }
+        }
+        let r = self.config_reloads;
+        if r != ReloadCounts::default() {
+            writeln!(f, "config reloads: {} applied, {} failed", r.ok, r.failed)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,558 @@
+//! The per-packet pipeline a worker runs on each burst:
+//! parse → ban check → flow → DPI → verdict. It works on "a frame as bytes", so
+//! the DPDK workers, the offline `analyze` command and the tests run the same
+//! code. Read `process_parsed` top to bottom to see where a packet goes.
+use std::sync::Arc;
+
+use super::sink::{EventSink, NoEvents};
+use crate::ban::{BanKey, PayloadPrefix, Snapshot};
+use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
+use crate::dataplane::counters::WorkerCounters;
+use crate::dataplane::counters::MAX_PORTS;
+use crate::dataplane::flow::{
+    Endpoint, FlowKey, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP,
+};
+use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
+use crate::dataplane::stage_timing::{Lap, Stage};
+use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx, Transport};
+use crate::wire::{self, Fragment, LinkType, Packet, Parsed, L4};
+
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// Live flow slots beyond which workers look flows up ahead: a quarter of a
+/// typical server L3, so a table this big mostly misses the caches.
+const FLOW_LOOKAHEAD_ABOVE_BYTES: usize = 8 << 20;
+
+/// What happens to a packet after the pipeline has seen it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Forward,
+    Drop,
+}
+
+/// A flow judged BitTorrent, as reported to the event sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowDetection {
+    pub proto: u8,
+    /// The endpoint that sent the flow's first packet, and its peer.
+    pub originator: Endpoint,
+    pub responder: Endpoint,
+    pub detection: Detection,
+    /// Index (from 0) of the deciding packet among those this pipeline saw.
+    pub packet_index: u64,
+    pub ts_ns: u64,
+    /// Wall-clock time of the burst, unix ms.
+    pub unix_ms: u64,
+    /// Source of the deciding packet, and whether it arrived on an inside port
+    /// (so it is the subscriber's side unless `networks.inside` says otherwise).
+    pub deciding_src: Endpoint,
+    pub deciding_src_inside: bool,
+    /// Index of the port the deciding packet arrived on.
+    pub port: u8,
+    /// The first bytes of the deciding packet's L4 payload (as many as
+    /// `log.payload_bytes` asks for; empty by default).
+    pub payload: PayloadPrefix,
+}
+
+/// What a worker knows once per burst: the clock and the ban snapshot.
+pub struct Burst<'a> {
+    /// Monotonic time (flow timeouts).
+    pub now_ns: u64,
+    /// Wall-clock time (ban expiry, events).
+    pub unix_ms: u64,
+    /// The ban snapshot loaded for this burst; `None` offline.
+    pub bans: Option<&'a Snapshot>,
+}
+
+impl Burst<'_> {
+    /// A burst with no bans (offline analysis, tests), at capture time `ts_ns`.
+    pub fn offline(ts_ns: u64) -> Burst<'static> {
+        Burst {
+            now_ns: ts_ns,
+            unix_ms: ts_ns / 1_000_000,
+            bans: None,
+        }
+    }
+}
+
+/// One worker's pipeline state. Owned by exactly one worker; never shared.
+pub struct Pipeline<S: EventSink = NoEvents> {
+    counters: Arc<WorkerCounters>,
+    mode: Mode,
+    flows: FlowTable,
+    dpi: DpiEngine,
+    sink: S,
+    packets_seen: u64,
+    /// Role of each port, by index (which side a packet came from).
+    roles: [PortRole; MAX_PORTS],
+    action: BanAction,
+    /// Payload bytes copied into each detection event.
+    payload_bytes: u8,
+    /// Where a reload's settings come from (the DPDK workers); `None` offline.
+    live: Option<Arc<LiveSettings>>,
+}
+
+impl<S: EventSink> Pipeline<S> {
+    pub fn new(
+        counters: Arc<WorkerCounters>,
+        mode: Mode,
+        flow: &FlowsConfig,
+        dpi: &DpiConfig,
+        sink: S,
+    ) -> Self {
+        // The seed only needs to differ between runs and workers.
+        let seed = Arc::as_ptr(&counters) as u64 ^ u64::from(std::process::id()).rotate_left(32);
+        Pipeline {
+            counters,
+            mode,
+            flows: FlowTable::new(
+                flow.capacity,
+                flow.tcp_idle_timeout_s * NS_PER_S,
+                flow.udp_idle_timeout_s * NS_PER_S,
+                seed,
+            ),
+            dpi: DpiEngine::new(dpi),
+            sink,
+            packets_seen: 0,
+            roles: [PortRole::Inside; MAX_PORTS],
+            action: BanAction::BanHost,
+            payload_bytes: 0,
+            live: None,
+        }
+    }
+
+    /// Sets each port's role (by index) and what enforcement drops.
+    pub fn with_enforcement(mut self, roles: &[PortRole], action: BanAction) -> Self {
+        for (slot, role) in self.roles.iter_mut().zip(roles) {
+            *slot = *role;
+        }
+        self.action = action;
+        self
+    }
+
+    /// Takes the detector switches, the action and the payload prefix length
+    /// from `live` now and at every [`Pipeline::start_burst`], so a reload
+    /// reaches this worker from its next burst on.
+    pub fn with_live_settings(mut self, live: Arc<LiveSettings>) -> Self {
+        self.apply(live.load());
+        self.live = Some(live);
+        self
+    }
+
+    /// Called once per burst, before its packets: picks up a reload. Three
+    /// relaxed atomic loads; no lock, no allocation.
+    #[inline]
+    pub fn start_burst(&mut self) {
+        if let Some(live) = &self.live {
+            let settings = live.load();
+            self.apply(settings);
+        }
+    }
+
+    #[inline]
+    fn apply(&mut self, s: WorkerSettings) {
+        self.action = s.action;
+        self.payload_bytes = s.payload_bytes;
+        self.dpi.set_detectors(s.detectors);
+    }
+
+    pub fn counters(&self) -> &WorkerCounters {
+        &self.counters
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    pub fn into_sink(self) -> S {
+        self.sink
+    }
+
+    /// Runs one received Ethernet frame through the stages and says what to do
+    /// with it. `port` is the index of the port it arrived on; `frame` is the
+    /// packet's first segment (every header we parse lives there) and `wire_len`
+    /// its whole length over all segments.
+    #[inline]
+    pub fn process(
+        &mut self,
+        port: usize,
+        frame: &[u8],
+        wire_len: u32,
+        burst: &Burst<'_>,
+    ) -> Verdict {
+        let mut lap = Lap::start();
+        self.count_rx(port, wire_len as usize);
+        let parsed = wire::parse_ethernet(frame);
+        lap.lap(&self.counters.stages, Stage::Parse);
+        self.process_parsed(port, parsed, burst, &mut lap)
+    }
+
+    /// Whether a worker should look its flows up ahead (`flow_lookahead_*`):
+    /// only when the live flows far outgrow the caches. Below that the two
+    /// steps cost more than they save (+20-30 cycles a packet on the pipeline
+    /// bench's cache-resident tables; BENCHMARKS.md).
+    #[inline]
+    pub fn wants_flow_lookahead(&self) -> bool {
+        self.flows.live_bytes() > FLOW_LOOKAHEAD_ABOVE_BYTES
+    }
+
+    /// Lookahead, step 1 (a few packets before `process` sees `frame`): its
+    /// flow key's hash, with the bucket's metadata line being prefetched;
+    /// `None` when the frame has no flow.
+    #[inline]
+    pub fn flow_lookahead_bucket(&self, frame: &[u8], prefetch: impl Fn(*const u8)) -> Option<u64> {
+        let Ok(Parsed::Ip(p)) = wire::parse_ethernet(frame) else {
+            return None;
+        };
+        let (proto, sport, dport) = match p.l4 {
+            L4::Tcp {
+                src_port, dst_port, ..
+            } => (PROTO_TCP, src_port, dst_port),
+            L4::Udp {
+                src_port, dst_port, ..
+            } => (PROTO_UDP, src_port, dst_port),
+            L4::Other { .. } => return None,
+        };
+        let (key, _) = FlowKey::of(
+            proto,
+            Endpoint::new(p.src, sport),
+            Endpoint::new(p.dst, dport),
+        );
+        let hash = self.flows.hash(&key);
+        prefetch(self.flows.bucket_line(hash));
+        Some(hash)
+    }
+
+    /// Lookahead, step 2 (once step 1's line has had time to arrive): the
+    /// flow's slot, being prefetched.
+    #[inline]
+    pub fn flow_lookahead_slot(&self, hash: u64, prefetch: impl Fn(*const u8)) {
+        if let Some(line) = self.flows.slot_line(hash) {
+            prefetch(line);
+        }
+    }
+
+    /// As `process`, for a frame of any supported link type (offline captures).
+    pub fn process_link(&mut self, link: LinkType, frame: &[u8], burst: &Burst<'_>) -> Verdict {
+        let mut lap = Lap::start();
+        self.count_rx(0, frame.len());
+        let parsed = wire::parse_link(link, frame);
+        lap.lap(&self.counters.stages, Stage::Parse);
+        self.process_parsed(0, parsed, burst, &mut lap)
+    }
+
+    #[inline(always)]
+    fn count_rx(&self, port: usize, len: usize) {
+        let pc = &self.counters.ports[port];
+        pc.rx_packets.inc();
+        pc.rx_bytes.add(len as u64);
+    }
+
+    #[inline]
+    fn process_parsed(
+        &mut self,
+        port: usize,
+        parsed: Result<Parsed<'_>, wire::ParseError>,
+        burst: &Burst<'_>,
+        lap: &mut Lap,
+    ) -> Verdict {
+        let index = self.packets_seen;
+        self.packets_seen += 1;
+        let packet = match parsed {
+            Ok(Parsed::Ip(p)) => p,
+            Ok(Parsed::NonIp { .. }) => {
+                self.counters.parse.non_ip.inc();
+                return Verdict::Forward;
+            }
+            Err(e) => {
+                // Malformed frames are counted and forwarded: we are a bump in
+                // the wire, not a firewall for broken packets.
+                self.counters.parse.errors[e.index()].inc();
+                return Verdict::Forward;
+            }
+        };
+        self.count_parsed(&packet);
+        let banned = self.is_banned(&packet, burst);
+        lap.lap(&self.counters.stages, Stage::BanCheck);
+        if banned {
+            self.counters.bans.dropped_banned_host.inc();
+            return Verdict::Drop;
+        }
+        let verdict = self.track_and_inspect(port, &packet, index, burst, lap);
+        if verdict == FlowVerdict::BitTorrent && self.action != BanAction::LogOnly {
+            self.counters.bans.dropped_bittorrent_flow.inc();
+            return Verdict::Drop;
+        }
+        Verdict::Forward
+    }
+
+    /// `ban_host`: is either end of the packet banned in this burst's snapshot?
+    #[inline]
+    fn is_banned(&self, packet: &Packet<'_>, burst: &Burst<'_>) -> bool {
+        match burst.bans {
+            Some(snap) if self.action == BanAction::BanHost && !snap.is_empty() => {
+                snap.contains(&BanKey::from(packet.src), burst.unix_ms)
+                    || snap.contains(&BanKey::from(packet.dst), burst.unix_ms)
+            }
+            _ => false,
+        }
+    }
+
+    /// Flow lookup, then DPI while the flow is undecided.
+    #[inline]
+    fn track_and_inspect(
+        &mut self,
+        port: usize,
+        packet: &Packet<'_>,
+        index: u64,
+        burst: &Burst<'_>,
+        lap: &mut Lap,
+    ) -> FlowVerdict {
+        let now_ns = burst.now_ns;
+        let (proto, transport, sport, dport, flags, payload) = match packet.l4 {
+            L4::Tcp {
+                src_port,
+                dst_port,
+                flags,
+                payload,
+                ..
+            } => (
+                PROTO_TCP,
+                Transport::Tcp,
+                src_port,
+                dst_port,
+                flags,
+                payload,
+            ),
+            L4::Udp {
+                src_port,
+                dst_port,
+                payload,
+            } => (PROTO_UDP, Transport::Udp, src_port, dst_port, 0, payload),
+            L4::Other { .. } => return FlowVerdict::Pending,
+        };
+        let src = Endpoint::new(packet.src, sport);
+        let dst = Endpoint::new(packet.dst, dport);
+        let Pipeline {
+            flows,
+            dpi,
+            sink,
+            counters,
+            roles,
+            payload_bytes,
+            ..
+        } = self;
+        let (flow, dir, created) = flows.lookup(proto, src, dst, now_ns, |f, why| {
+            match why {
+                Retired::Expired => counters.flows.expired.inc(),
+                Retired::Evicted => counters.flows.evicted.inc(),
+            }
+            sink.flow_retired(f, why);
+        });
+        if created {
+            counters.flows.created.inc();
+        }
+        let d = &mut flow.dirs[dir as usize];
+        d.packets += 1;
+        d.bytes += payload.len() as u64;
+        // Clean flows take the fast path; so do BitTorrent flows, except that
+        // their UDP payloads (DHT responses) may name more peers to remember.
+        let judged_bittorrent = flow.verdict == FlowVerdict::BitTorrent;
+        if payload.is_empty()
+            || flow.verdict == FlowVerdict::Clean
+            || (judged_bittorrent && proto != PROTO_UDP)
+        {
+            lap.lap(&counters.stages, Stage::Flow);
+            return flow.verdict;
+        }
+        lap.lap(&counters.stages, Stage::Flow);
+        let ctx = PayloadCtx {
+            transport,
+            direction: dir,
+            src: packet.src,
+            src_port: sport,
+            dst: packet.dst,
+            dst_port: dport,
+            tcp_flags: flags,
+            payload,
+        };
+        if judged_bittorrent {
+            dpi.learn_from_bittorrent_flow(&ctx, now_ns);
+            lap.lap(&counters.stages, Stage::Dpi);
+            return flow.verdict;
+        }
+        d.payload_packets += 1;
+        counters.flows.inspected_packets.inc();
+        let inspection = dpi.inspect(&mut flow.dpi, &ctx, now_ns);
+        lap.lap(&counters.stages, Stage::Dpi);
+        match inspection {
+            Inspection::Pending => {}
+            Inspection::Clean => {
+                flow.verdict = FlowVerdict::Clean;
+                flow.decided_at_packet = index;
+                counters.flows.judged_clean.inc();
+            }
+            Inspection::BitTorrent(detection) => {
+                flow.verdict = FlowVerdict::BitTorrent;
+                flow.decided_at_packet = index;
+                flow.detection = Some(detection);
+                counters.flows.judged_bittorrent.inc();
+                counters.flows.by_detector[detection.detector.index()].inc();
+                let (originator, responder) = flow.endpoints();
+                sink.detection(&FlowDetection {
+                    proto,
+                    originator,
+                    responder,
+                    detection,
+                    packet_index: index,
+                    ts_ns: now_ns,
+                    unix_ms: burst.unix_ms,
+                    deciding_src: src,
+                    deciding_src_inside: roles[port] == PortRole::Inside,
+                    port: port as u8,
+                    payload: PayloadPrefix::copy_from(payload, usize::from(*payload_bytes)),
+                });
+            }
+        }
+        flow.verdict
+    }
+
+    fn count_parsed(&self, packet: &Packet<'_>) {
+        let c = &self.counters.parse;
+        if packet.vlan_tags > 0 {
+            c.vlan.inc();
+        }
+        if packet.src.is_ipv4() {
+            c.ipv4.inc();
+        } else {
+            c.ipv6.inc();
+        }
+        if packet.fragment != Fragment::None {
+            c.fragments.inc();
+        }
+        match packet.l4 {
+            L4::Tcp { .. } => c.tcp.inc(),
+            L4::Udp { .. } => c.udp.inc(),
+            L4::Other { .. } => c.other_l4.inc(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dpi::{DetectorId, DetectorSwitches};
+
+    /// Keeps every detection.
+    #[derive(Default)]
+    struct Recorder(Vec<FlowDetection>);
+
+    impl EventSink for Recorder {
+        fn detection(&mut self, event: &FlowDetection) {
+            self.0.push(*event);
+        }
+    }
+
+    /// A BitTorrent handshake (BEP 3): pstrlen, pstr, reserved, info hash, peer id.
+    fn handshake() -> Vec<u8> {
+        let mut h = b"\x13BitTorrent protocol".to_vec();
+        h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x05]);
+        h.extend_from_slice(&[0xab; 20]);
+        h.extend_from_slice(b"-qB4650-abcdefghijkl");
+        h
+    }
+
+    /// Ethernet + IPv4 + TCP (PSH|ACK) from 10.0.0.1:`sport` to 10.0.0.2:6881.
+    fn tcp_frame(sport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        let total = (20 + 20 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0]);
+        f.extend_from_slice(&[64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&6881u16.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn live_settings_reach_the_pipeline_from_the_next_burst_on() {
+        let live = Arc::new(LiveSettings::new(WorkerSettings {
+            detectors: DetectorSwitches::all(),
+            action: BanAction::BanHost,
+            payload_bytes: 16,
+        }));
+        let mut p = Pipeline::new(
+            Arc::default(),
+            Mode::Inline,
+            &FlowsConfig {
+                capacity: 64,
+                ..FlowsConfig::default()
+            },
+            &DpiConfig::default(),
+            Recorder::default(),
+        )
+        .with_live_settings(Arc::clone(&live));
+        let burst = Burst::offline(1_000_000_000);
+        let hs = handshake();
+
+        // Burst 1: the handshake decides its flow, which is dropped; the
+        // event carries exactly the first 16 payload bytes.
+        p.start_burst();
+        assert_eq!(
+            p.process(0, &tcp_frame(50000, &hs), 0, &burst),
+            Verdict::Drop
+        );
+        assert_eq!(p.sink().0.len(), 1);
+        let event = p.sink().0[0];
+        assert_eq!(event.detection.detector, DetectorId::PeerWireHandshake);
+        assert_eq!(event.payload.as_bytes(), &hs[..16]);
+        assert_eq!(event.payload.as_bytes(), b"\x13BitTorrent prot");
+
+        // A reload switches the handshake detector off mid-burst: this
+        // burst's packets still run under the settings it started with.
+        live.store(WorkerSettings {
+            detectors: DetectorSwitches::all().without(DetectorId::PeerWireHandshake),
+            action: BanAction::BanHost,
+            payload_bytes: 4,
+        });
+        assert_eq!(
+            p.process(0, &tcp_frame(50001, &hs), 0, &burst),
+            Verdict::Drop
+        );
+        assert_eq!(p.sink().0.len(), 2);
+        assert_eq!(p.sink().0[1].payload.as_bytes().len(), 16);
+
+        // Burst 2: the detector is off, the same handshake passes.
+        p.start_burst();
+        assert_eq!(
+            p.process(0, &tcp_frame(50002, &hs), 0, &burst),
+            Verdict::Forward
+        );
+        assert_eq!(p.sink().0.len(), 2, "no detection with the detector off");
+
+        // Burst 3: back on, with log_only and no payload: detected, forwarded.
+        live.store(WorkerSettings {
+            detectors: DetectorSwitches::all(),
+            action: BanAction::LogOnly,
+            payload_bytes: 0,
+        });
+        p.start_burst();
+        assert_eq!(
+            p.process(0, &tcp_frame(50003, &hs), 0, &burst),
+            Verdict::Forward
+        );
+        assert_eq!(p.sink().0.len(), 3);
+        assert!(p.sink().0[2].payload.is_empty());
+        let by = &p.counters().flows.by_detector[DetectorId::PeerWireHandshake.index()];
+        assert_eq!(by.get(), 3);
+    }
+}

@@ -1,0 +1,252 @@
+//! `btblocker analyze`: the worker pipeline (parse → flow → DPI) over capture
+//! files, without DPDK. Files are analysed in parallel (rayon), each by its own
+//! pipeline, so a file's result does not depend on the others.
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::{FlowsConfig, Mode};
+use crate::dataplane::counters::WorkerCounters;
+use crate::dataplane::flow::{Flow, FlowVerdict, Retired, PROTO_TCP};
+use crate::dataplane::{Burst, EventSink, FlowDetection, Pipeline};
+use crate::dpi::DpiConfig;
+use crate::tools::capture::{self, CaptureError};
+use crate::wire::LinkType;
+
+/// Files larger than this get a progress bar when stderr is a terminal.
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FlowReport {
+    pub proto: &'static str,
+    /// The endpoint that sent the flow's first packet.
+    pub src: String,
+    pub sport: u16,
+    pub dst: String,
+    pub dport: u16,
+    /// "bittorrent", "clean" or "undecided".
+    pub verdict: &'static str,
+    pub detector: Option<&'static str>,
+    pub confidence: Option<&'static str>,
+    /// Index (from 0, in file order) of the packet that decided the verdict.
+    pub packet_index: Option<u64>,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FileReport {
+    pub file: String,
+    pub packets: u64,
+    pub flows: Vec<FlowReport>,
+    /// Hosts that took part in BitTorrent flows (multicast, broadcast and
+    /// loopback addresses excluded): those a ban would hit.
+    pub banned_hosts: Vec<String>,
+    /// Frames whose link type we cannot parse, and malformed frames.
+    pub skipped_frames: u64,
+    pub malformed_frames: u64,
+}
+
+impl FileReport {
+    pub fn bittorrent_flows(&self) -> impl Iterator<Item = &FlowReport> {
+        self.flows.iter().filter(|f| f.verdict == "bittorrent")
+    }
+}
+
+/// Collects flows as they leave the table (offline only: allocation is fine).
+#[derive(Default)]
+struct Collect {
+    retired: Vec<FlowReport>,
+}
+
+impl EventSink for Collect {
+    fn detection(&mut self, _event: &FlowDetection) {}
+
+    fn flow_retired(&mut self, flow: &Flow, _why: Retired) {
+        self.retired.push(flow_report(flow));
+    }
+}
+
+fn flow_report(flow: &Flow) -> FlowReport {
+    let (src, dst) = flow.endpoints();
+    let decided = flow.verdict != FlowVerdict::Pending;
+    FlowReport {
+        proto: if flow.key.proto == PROTO_TCP {
+            "tcp"
+        } else {
+            "udp"
+        },
+        src: src.ip().to_string(),
+        sport: src.port,
+        dst: dst.ip().to_string(),
+        dport: dst.port,
+        verdict: match flow.verdict {
+            FlowVerdict::BitTorrent => "bittorrent",
+            FlowVerdict::Clean => "clean",
+            FlowVerdict::Pending => "undecided",
+        },
+        detector: flow.detection.map(|d| d.detector.name()),
+        confidence: flow.detection.map(|d| d.confidence.name()),
+        packet_index: decided.then_some(flow.decided_at_packet),
+        packets: flow.dirs[0].packets + flow.dirs[1].packets,
+        bytes: flow.dirs[0].bytes + flow.dirs[1].bytes,
+    }
+}
+
+/// Analyses one capture file.
+pub fn analyze_file(
+    path: &Path,
+    flows: &FlowsConfig,
+    dpi: &DpiConfig,
+    progress: bool,
+) -> Result<FileReport, CaptureError> {
+    analyze_file_looped(path, flows, dpi, progress, 1)
+}
+
+/// As `analyze_file`; `loops` > 1 reads the file into memory once and runs
+/// the pipeline over it that many times (the same flows come back each pass,
+/// timestamps unchanged): a throughput benchmark without disk in the loop.
+pub fn analyze_file_looped(
+    path: &Path,
+    flows: &FlowsConfig,
+    dpi: &DpiConfig,
+    progress: bool,
+    loops: u64,
+) -> Result<FileReport, CaptureError> {
+    let counters = Arc::new(WorkerCounters::default());
+    // Offline, memory is cheap and eviction would only blur the report.
+    let flow_cfg = FlowsConfig {
+        capacity: flows.capacity.max(1 << 20),
+        ..flows.clone()
+    };
+    let mut pipeline = Pipeline::new(
+        Arc::clone(&counters),
+        Mode::Monitor,
+        &flow_cfg,
+        dpi,
+        Collect::default(),
+    );
+    let bar = progress_bar(path, progress);
+    let mut skipped = 0u64;
+    let mut process = |dlt: u32, ts_ns: u64, data: &[u8]| match LinkType::from_dlt(dlt) {
+        Some(link) => {
+            pipeline.process_link(link, data, &Burst::offline(ts_ns));
+        }
+        None => skipped += 1,
+    };
+    let packets = if loops <= 1 {
+        capture::for_each_frame(path, |frame| {
+            if let Some(bar) = &bar {
+                bar.inc(frame.data.len() as u64 + 16);
+            }
+            process(frame.dlt, frame.ts_ns, frame.data);
+        })?
+    } else {
+        let mut frames = Vec::new();
+        capture::for_each_frame(path, |f| frames.push((f.dlt, f.ts_ns, f.data.to_vec())))?;
+        for _ in 0..loops {
+            for (dlt, ts_ns, data) in &frames {
+                process(*dlt, *ts_ns, data);
+            }
+        }
+        frames.len() as u64 * loops
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut flows: Vec<FlowReport> = pipeline.flows().iter().map(flow_report).collect();
+    flows.extend(pipeline.into_sink().retired);
+    flows.sort_by_key(|f| (f.packet_index.is_none(), f.packet_index));
+    let banned: BTreeSet<IpAddr> = flows
+        .iter()
+        .filter(|f| f.verdict == "bittorrent")
+        .flat_map(|f| [f.src.parse::<IpAddr>(), f.dst.parse::<IpAddr>()])
+        .filter_map(Result::ok)
+        .filter(|ip| crate::ban::keeper::bannable(*ip))
+        .collect();
+    Ok(FileReport {
+        file: path.display().to_string(),
+        packets,
+        flows,
+        banned_hosts: banned.iter().map(IpAddr::to_string).collect(),
+        skipped_frames: skipped,
+        malformed_frames: counters.parse.errors_total(),
+    })
+}
+
+fn progress_bar(path: &Path, wanted: bool) -> Option<indicatif::ProgressBar> {
+    let size = std::fs::metadata(path).ok()?.len();
+    if !wanted || size < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_message(path.display().to_string());
+    Some(bar)
+}
+
+/// Analyses every file (in parallel), keeping the input order in the result.
+pub fn analyze_files(
+    paths: &[PathBuf],
+    flows: &FlowsConfig,
+    dpi: &DpiConfig,
+    loops: u64,
+) -> Vec<Result<FileReport, CaptureError>> {
+    let progress = paths.len() == 1 || rayon::current_num_threads() == 1;
+    paths
+        .par_iter()
+        .map(|p| analyze_file_looped(p, flows, dpi, progress, loops))
+        .collect()
+}
+
+/// The human-readable report of one file.
+pub fn render_text(r: &FileReport) -> String {
+    use std::fmt::Write as _;
+    let bt: Vec<&FlowReport> = r.bittorrent_flows().collect();
+    let mut s = format!(
+        "{}: {} packets, {} flows, {} BitTorrent\n",
+        r.file,
+        r.packets,
+        r.flows.len(),
+        bt.len()
+    );
+    for f in &bt {
+        let _ = writeln!(
+            s,
+            "  BitTorrent {} {}:{} -> {}:{}  {} ({}) at packet {}",
+            f.proto.to_uppercase(),
+            f.src,
+            f.sport,
+            f.dst,
+            f.dport,
+            f.detector.unwrap_or("?"),
+            f.confidence.unwrap_or("?"),
+            f.packet_index.map_or("-".to_string(), |i| i.to_string())
+        );
+    }
+    if r.skipped_frames > 0 {
+        let _ = writeln!(
+            s,
+            "  {} frames of an unsupported link type skipped",
+            r.skipped_frames
+        );
+    }
+    if r.malformed_frames > 0 {
+        let _ = writeln!(s, "  {} malformed frames", r.malformed_frames);
+    }
+    if r.banned_hosts.is_empty() {
+        s.push_str("  hosts to ban: none\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "  hosts to ban ({}): {}",
+            r.banned_hosts.len(),
+            r.banned_hosts.join(", ")
+        );
+    }
+    s
+}

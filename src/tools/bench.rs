@@ -1,0 +1,287 @@
+//! The pipeline bench harness (benches/pipeline.rs drives it): EAL with one
+//! in-memory loopback port per worker, then the REAL worker loop
+//! (`worker::run`, or `worker::run_bare` for the I/O floor) on each worker
+//! lcore for a warm-up and a measured window. Rates come from the workers' own
+//! counters; cycles per packet from the TSC over the window (a polling lcore is
+//! 100 % busy, so every cycle of the window belongs to its packets).
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::app::worker::{self, Clock, Poll, WorkerPlan};
+use crate::ban::{event_ring, EventConsumer, KeyHasher, SnapshotPublisher, DEFAULT_RING_CAPACITY};
+use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
+use crate::dataplane::counters::WorkerCounters;
+use crate::dataplane::{Pipeline, RingSink};
+use crate::dpdk::loopback::{self, LoopbackPort};
+use crate::dpdk::{gettid, lcore, tsc, tsc_hz, DpdkError, Eal, Mempool};
+use crate::dpi::DpiConfig;
+
+/// What each worker lcore runs.
+#[derive(Clone, Debug)]
+pub enum LoopKind {
+    /// rx_burst → tx_burst, no pipeline: the I/O floor.
+    Bare,
+    /// rx_burst → read each packet's length and Ethernet header → tx_burst:
+    /// the floor of a forwarder that touches its packets (l2fwd's work).
+    ReadHeaders,
+    /// rx_burst → pipeline (parse, ban check, flow, DPI) → tx_burst, inline
+    /// mode with `ban.action: log_only`, so no packet is dropped and the
+    /// capture keeps circulating whole.
+    Pipeline { flows: FlowsConfig, dpi: DpiConfig },
+}
+
+/// One worker's result over the measured window.
+pub struct WorkerRun {
+    pub lcore: u32,
+    pub packets: u64,
+    pub tsc_cycles: u64,
+    pub seconds: f64,
+    /// Time the worker's thread was on a CPU during the window (from the
+    /// kernel's schedstat): less than `seconds` when the machine is shared.
+    /// NaN when /proc does not say.
+    pub cpu_seconds: f64,
+    /// Heap allocations (as counted by the caller's probe) during the window.
+    pub allocations: u64,
+    /// The worker's counters (stage histograms with `stage-timing`).
+    pub counters: Arc<WorkerCounters>,
+}
+
+impl WorkerRun {
+    pub fn mpps(&self) -> f64 {
+        self.packets as f64 / self.seconds / 1e6
+    }
+
+    pub fn cycles_per_packet(&self) -> f64 {
+        self.tsc_cycles as f64 / self.packets.max(1) as f64
+    }
+
+    /// Packets per second of CPU time the worker actually got, in millions:
+    /// the per-lcore rate on a machine nobody else uses.
+    pub fn mpps_on_cpu(&self) -> f64 {
+        self.packets as f64 / self.cpu_seconds / 1e6
+    }
+
+    /// TSC cycles per packet counting only the time the worker was on a CPU.
+    pub fn cycles_per_packet_on_cpu(&self) -> f64 {
+        self.cycles_per_packet() * self.cpu_seconds / self.seconds
+    }
+}
+
+/// The counters at one edge of a measured window.
+struct Sample {
+    packets: Vec<u64>,
+    cpu: Vec<f64>,
+    allocations: u64,
+    tsc: u64,
+    at: Instant,
+}
+
+/// Started EAL plus, per traffic set (scenario), one pre-filled loopback port
+/// per worker.
+pub struct LoopbackBench {
+    /// `ports[set][worker]`.
+    ports: Vec<Vec<LoopbackPort>>,
+    lcores: Vec<u32>,
+    _pool: Mempool,
+    _eal: Eal,
+}
+
+/// Bytes of memory one mbuf takes in the pool, to size EAL's `-m`: without
+/// hugepages the mempool keeps each ~2.4 KiB object inside one 4 KiB page, so
+/// an mbuf costs a page (2,560 was too little for 290,000 mbufs).
+const MBUF_FOOTPRINT: usize = 4096 + 256;
+
+impl LoopbackBench {
+    /// Starts EAL (`--no-huge --no-pci`, main lcore 0, workers on lcores
+    /// 1..=`workers`) and gives every worker one loopback port per traffic
+    /// set in `sets`, its ring filled with a copy of that set's frames.
+    /// `extra_eal_args` go last (e.g. `-d` PMD paths on a machine without
+    /// DPDK's plugin directory).
+    pub fn start(
+        sets: &[Vec<&[u8]>],
+        workers: usize,
+        file_prefix: &str,
+        extra_eal_args: &[String],
+    ) -> Result<Self, DpdkError> {
+        let workers = workers.max(1);
+        let total: usize = sets.iter().map(Vec::len).sum::<usize>() * workers;
+        let pool_size = (total + 1024 * workers + 4096) as u32;
+        let memory_mb = pool_size as usize * MBUF_FOOTPRINT / (1 << 20) + 256;
+        let mut args = vec![
+            "-l".to_string(),
+            format!("0-{workers}"),
+            "--no-huge".into(),
+            "--no-pci".into(),
+            "-m".into(),
+            memory_mb.to_string(),
+            format!("--file-prefix={file_prefix}"),
+            "--log-level=lib.eal:warning".into(),
+        ];
+        args.extend_from_slice(extra_eal_args);
+        let eal = Eal::init(&args)?;
+        let pool = Mempool::create("btb_bench_pool", pool_size, 256, 0)?;
+        let mut ports = Vec::with_capacity(sets.len());
+        for (s, frames) in sets.iter().enumerate() {
+            let mut per_worker = Vec::with_capacity(workers);
+            for w in 0..workers {
+                per_worker.push(loopback::create(
+                    &format!("btb_loop{s}_{w}"),
+                    frames,
+                    &pool,
+                )?);
+            }
+            ports.push(per_worker);
+        }
+        Ok(LoopbackBench {
+            ports,
+            lcores: (1..=workers as u32).collect(),
+            _pool: pool,
+            _eal: eal,
+        })
+    }
+
+    /// Packets circulating in each worker's loop of traffic set `set`.
+    pub fn packets_per_worker(&self, set: usize) -> usize {
+        self.ports[set][0].packets
+    }
+
+    pub fn tsc_hz(&self) -> u64 {
+        tsc_hz()
+    }
+
+    /// Runs `kind` on every worker over its port of traffic set `set`:
+    /// `warmup`, then the measured `window`,
+    /// calling `tick(elapsed in window)` about every 100 ms (on this, the
+    /// main lcore). `allocations` reads the caller's allocation counter.
+    #[allow(clippy::too_many_arguments)]
+    pub fn measure(
+        &self,
+        set: usize,
+        kind: &LoopKind,
+        burst: u16,
+        warmup: Duration,
+        window: Duration,
+        allocations: &dyn Fn() -> u64,
+        tick: &mut dyn FnMut(Duration),
+    ) -> Result<Vec<WorkerRun>, DpdkError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let publisher = SnapshotPublisher::new(KeyHasher::random());
+        let counters: Vec<Arc<WorkerCounters>> =
+            self.lcores.iter().map(|_| Arc::default()).collect();
+        let mut consumers: Vec<EventConsumer> = Vec::new();
+        let tids: Vec<Arc<AtomicI32>> = self.lcores.iter().map(|_| Arc::default()).collect();
+        for (w, &lcore_id) in self.lcores.iter().enumerate() {
+            let port = self.ports[set][w].id;
+            let plan = WorkerPlan {
+                polls: vec![Poll {
+                    port_index: 0,
+                    port_id: port,
+                    rx_queue: 0,
+                    tx_port_index: 0,
+                    tx_port_id: port,
+                    tx_queue: 0,
+                }],
+                burst,
+                bans: publisher.reader(),
+                clock: Clock::now(),
+            };
+            let stop = Arc::clone(&stop);
+            let c = Arc::clone(&counters[w]);
+            let tid = Arc::clone(&tids[w]);
+            match kind {
+                LoopKind::Bare | LoopKind::ReadHeaders => {
+                    let read_headers = matches!(kind, LoopKind::ReadHeaders);
+                    lcore::launch(lcore_id, move || {
+                        tid.store(gettid(), Relaxed);
+                        worker::run_bare(plan, &c, stop, read_headers)
+                    })?;
+                }
+                LoopKind::Pipeline { flows, dpi } => {
+                    let (producer, consumer) = event_ring(DEFAULT_RING_CAPACITY);
+                    consumers.push(consumer);
+                    let pipeline = Pipeline::new(
+                        Arc::clone(&c),
+                        Mode::Inline,
+                        flows,
+                        dpi,
+                        RingSink::new(producer, c),
+                    )
+                    .with_enforcement(&[PortRole::Inside], BanAction::LogOnly);
+                    lcore::launch(lcore_id, move || {
+                        tid.store(gettid(), Relaxed);
+                        worker::run(plan, pipeline, stop)
+                    })?;
+                }
+            }
+        }
+        let drain = |consumers: &mut Vec<EventConsumer>| {
+            for c in consumers.iter_mut() {
+                while c.pop().is_some() {}
+            }
+        };
+        std::thread::sleep(warmup);
+        drain(&mut consumers);
+        // What the window is measured between: per-worker packets and CPU
+        // time, allocations, TSC and clock.
+        let sample = || Sample {
+            packets: counters
+                .iter()
+                .map(|c| c.ports[0].rx_packets.get())
+                .collect(),
+            cpu: tids
+                .iter()
+                .map(|t| on_cpu_seconds(t.load(Relaxed)))
+                .collect(),
+            allocations: allocations(),
+            tsc: tsc(),
+            at: Instant::now(),
+        };
+        let start = sample();
+        while start.at.elapsed() < window {
+            std::thread::sleep(Duration::from_millis(100).min(window));
+            // The control lcore's share of the work: empty the event rings.
+            drain(&mut consumers);
+            tick(start.at.elapsed());
+        }
+        let end = sample();
+        stop.store(true, Relaxed);
+        let mut failed = None;
+        for &lcore_id in &self.lcores {
+            let status = lcore::wait(lcore_id);
+            if status != 0 && failed.is_none() {
+                failed = Some(DpdkError {
+                    call: format!("bench worker on lcore {lcore_id}"),
+                    reason: format!("returned status {status}"),
+                });
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let seconds = (end.at - start.at).as_secs_f64();
+        Ok(self
+            .lcores
+            .iter()
+            .enumerate()
+            .map(|(w, &lcore)| WorkerRun {
+                lcore,
+                packets: end.packets[w] - start.packets[w],
+                tsc_cycles: end.tsc - start.tsc,
+                seconds,
+                cpu_seconds: end.cpu[w] - start.cpu[w],
+                allocations: end.allocations - start.allocations,
+                counters: Arc::clone(&counters[w]),
+            })
+            .collect())
+    }
+}
+
+/// Seconds thread `tid` of this process has spent on a CPU (first field of
+/// its schedstat, in ns); NaN if unknown.
+fn on_cpu_seconds(tid: i32) -> f64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(f64::NAN, |ns| ns as f64 / 1e9)
+}
