@@ -6,6 +6,7 @@ use btblocker::ban::{
     event_ring, Allowlist, BanKey, BanTable, BanTableConfig, Confidence, FullPolicy, HostDetection,
     PayloadPrefix,
 };
+use btblocker::wire::Transport;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -140,7 +141,7 @@ fn ring_push(c: &mut Criterion) {
         peer: BanKey::from(Ipv4Addr::new(198, 51, 100, 1)),
         host_port: 51413,
         peer_port: 6881,
-        proto: 6,
+        proto: Transport::Tcp,
         port: 0,
         detector: "peer_wire_handshake",
         confidence: Confidence::Strong,

@@ -32,6 +32,7 @@ use btblocker::ban::{
 };
 use btblocker::clock::unix_now_ms;
 use btblocker::config::{BanConfig, NetworksConfig};
+use btblocker::wire::Transport;
 
 struct Args {
     workers: usize,
@@ -301,7 +302,7 @@ fn worker(
                 peer: BanKey::from(Ipv4Addr::new(198, 51, 100, 1)),
                 host_port: 51413,
                 peer_port: 6881,
-                proto: 6,
+                proto: Transport::Tcp,
                 port: 0,
                 detector: "handshake",
                 confidence: Confidence::Definitive,

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use btblocker::config::{FlowsConfig, Mode};
 use btblocker::dataplane::counters::WorkerCounters;
 use btblocker::dataplane::{Burst, NoEvents, Pipeline};
-use btblocker::dpi::{Direction, DpiConfig, DpiEngine, FlowDpiState, PayloadCtx, Transport};
+use btblocker::dpi::{Direction, DpiConfig, DpiEngine, FlowDpiState, PayloadCtx};
 use btblocker::tools::capture::for_each_frame;
 use btblocker::wire::LinkType;
+use btblocker::wire::Transport;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 fn demo_frames() -> Vec<(Vec<u8>, u64)> {

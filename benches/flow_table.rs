@@ -8,8 +8,9 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
-use btblocker::dataplane::flow::{Endpoint, FlowKey, FlowTable, PROTO_TCP};
+use btblocker::dataplane::flow::{Endpoint, FlowKey, FlowTable};
 use btblocker::dpdk::prefetch;
+use btblocker::wire::Transport;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 const BATCH: usize = 32;
@@ -22,7 +23,7 @@ fn keys(n: usize) -> Vec<(FlowKey, bool)> {
         .map(|i| {
             let src = Endpoint::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)), 50_000);
             let dst = Endpoint::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), 6881);
-            FlowKey::of(PROTO_TCP, src, dst)
+            FlowKey::of(Transport::Tcp, src, dst)
         })
         .collect()
 }

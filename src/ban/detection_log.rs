@@ -372,6 +372,7 @@ fn rename_if_exists(from: &Path, to: &Path) -> Result<(), DetectionLogError> {
 mod tests {
     use super::*;
     use crate::ban::BanKey;
+    use crate::wire::Transport;
     use serde_json::Value;
 
     fn record(action: &str) -> DetectionRecord<'_> {
@@ -485,7 +486,7 @@ mod tests {
             peer: "2001:db8::1".parse::<BanKey>().unwrap(),
             host_port: 40000,
             peer_port: 6881,
-            proto: 17,
+            proto: Transport::Udp,
             port: 0,
             detector: "utp",
             confidence: crate::dpi::Confidence::Strong,

@@ -3,6 +3,7 @@ use std::fmt;
 
 use super::key::BanKey;
 pub use crate::dpi::Confidence;
+use crate::wire::Transport;
 
 /// Most payload bytes a detection carries to the detection log
 /// (`log.payload_bytes` is capped here): a handshake's worth, so the event
@@ -69,8 +70,7 @@ pub struct HostDetection {
     pub peer: BanKey,
     pub host_port: u16,
     pub peer_port: u16,
-    /// IP protocol of the flow (6 TCP, 17 UDP).
-    pub proto: u8,
+    pub proto: Transport,
     /// Index of the port the deciding packet arrived on.
     pub port: u8,
     /// Detector name (`DetectorId::name()`): static, so no allocation.

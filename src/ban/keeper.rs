@@ -366,7 +366,7 @@ impl BanKeeper {
                 .port_names
                 .get(usize::from(event.port))
                 .map(String::as_str),
-            proto: if event.proto == 6 { "tcp" } else { "udp" },
+            proto: event.proto.name(),
             action,
             ban_expires_ms: self.table.get(&event.host).map(|b| b.expires_at),
         };

@@ -56,6 +56,7 @@ pub use table::{
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Transport;
     use std::net::Ipv4Addr;
     use std::time::Duration;
 
@@ -87,7 +88,7 @@ mod tests {
             peer: key(250),
             host_port: 51413,
             peer_port: 6881,
-            proto: 17,
+            proto: Transport::Udp,
             port: 0,
             detector: "peer_wire_handshake",
             confidence,

@@ -201,6 +201,7 @@ impl BanPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Transport;
     use std::net::Ipv4Addr;
 
     fn host(i: u32) -> BanKey {
@@ -213,7 +214,7 @@ mod tests {
             peer: host(250),
             host_port: 6881,
             peer_port: 6881,
-            proto: 17,
+            proto: Transport::Udp,
             port: 0,
             detector: "peer_wire_handshake",
             confidence,

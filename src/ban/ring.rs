@@ -110,6 +110,7 @@ impl EventConsumer {
 mod tests {
     use super::*;
     use crate::ban::{BanKey, Confidence, PayloadPrefix};
+    use crate::wire::Transport;
     use std::net::Ipv4Addr;
 
     fn event(i: u32) -> HostDetection {
@@ -118,7 +119,7 @@ mod tests {
             peer: BanKey::from(Ipv4Addr::new(198, 51, 100, 1)),
             host_port: 6881,
             peer_port: 51413,
-            proto: 17,
+            proto: Transport::Udp,
             port: 0,
             detector: "peer_wire_handshake",
             confidence: Confidence::Strong,

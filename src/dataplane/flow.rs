@@ -17,13 +17,10 @@
 use std::net::IpAddr;
 
 use crate::dpi::{Detection, Direction, FlowDpiState};
+use crate::wire::Transport;
 
 /// Slots per bucket.
 pub const WAYS: usize = 8;
-
-/// IP protocol numbers the table keys on.
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_UDP: u8 = 17;
 
 /// One endpoint of a flow, IPv4 stored as IPv4-mapped IPv6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -64,13 +61,13 @@ impl Endpoint {
 pub struct FlowKey {
     pub lo: Endpoint,
     pub hi: Endpoint,
-    pub proto: u8,
+    pub proto: Transport,
 }
 
 impl FlowKey {
     /// The key of a packet from `src` to `dst`, and whether `src` is the low end.
     #[inline]
-    pub fn of(proto: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, bool) {
+    pub fn of(proto: Transport, src: Endpoint, dst: Endpoint) -> (FlowKey, bool) {
         if src <= dst {
             (
                 FlowKey {
@@ -112,8 +109,9 @@ impl FlowKey {
             let p = u128::from(x) * u128::from(y);
             (p as u64) ^ (p >> 64) as u64
         }
-        let ports =
-            u64::from(self.lo.port) | u64::from(self.hi.port) << 16 | u64::from(self.proto) << 32;
+        let ports = u64::from(self.lo.port)
+            | u64::from(self.hi.port) << 16
+            | u64::from(self.proto.protocol()) << 32;
         let lo = folded_mul(self.lo.addr[0] ^ seed, self.lo.addr[1] ^ K[0]);
         let hi = folded_mul(
             self.hi.addr[0] ^ seed.rotate_left(32),
@@ -275,8 +273,8 @@ impl FlowTable {
         self.stats
     }
 
-    fn timeout(&self, proto: u8) -> u64 {
-        if proto == PROTO_TCP {
+    fn timeout(&self, proto: Transport) -> u64 {
+        if proto == Transport::Tcp {
             self.tcp_timeout_ns
         } else {
             self.udp_timeout_ns
@@ -322,7 +320,7 @@ impl FlowTable {
     #[inline]
     pub fn lookup(
         &mut self,
-        proto: u8,
+        proto: Transport,
         src: Endpoint,
         dst: Endpoint,
         now_ns: u64,
@@ -371,7 +369,7 @@ impl FlowTable {
                         .max_by_key(|&i| now_tick.wrapping_sub(meta.seen[i]))
                         .unwrap_or(0);
                     let victim = &bucket[oldest].flow;
-                    let victim_timeout = if victim.key.proto == PROTO_TCP {
+                    let victim_timeout = if victim.key.proto == Transport::Tcp {
                         tcp_timeout
                     } else {
                         udp_timeout
@@ -449,10 +447,10 @@ mod tests {
     #[test]
     fn both_directions_share_one_entry() {
         let mut t = table(64);
-        let (f, d, _) = t.lookup(PROTO_TCP, ep(2, 5000), ep(1, 80), 0, |_, _| {});
+        let (f, d, _) = t.lookup(Transport::Tcp, ep(2, 5000), ep(1, 80), 0, |_, _| {});
         assert_eq!(d, Direction::Originator);
         f.dirs[0].packets += 1;
-        let (f, d, _) = t.lookup(PROTO_TCP, ep(1, 80), ep(2, 5000), SEC, |_, _| {});
+        let (f, d, _) = t.lookup(Transport::Tcp, ep(1, 80), ep(2, 5000), SEC, |_, _| {});
         assert_eq!(d, Direction::Responder);
         assert_eq!(f.dirs[0].packets, 1);
         assert_eq!(f.endpoints(), (ep(2, 5000), ep(1, 80)));
@@ -466,7 +464,7 @@ mod tests {
     fn lookahead_lines_are_the_lookups_lines() {
         let mut t = table(1024);
         for port in 0..300u16 {
-            let (key, lo) = FlowKey::of(PROTO_TCP, ep(1, 1000 + port), ep(2, 80));
+            let (key, lo) = FlowKey::of(Transport::Tcp, ep(1, 1000 + port), ep(2, 80));
             let hash = t.hash(&key);
             assert_eq!(t.slot_line(hash), None, "a new flow has no slot yet");
             let flow = std::ptr::from_ref(t.lookup_hashed(&key, lo, hash, 0, |_, _| {}).0);
@@ -480,8 +478,8 @@ mod tests {
     #[test]
     fn protocols_are_distinct_flows() {
         let mut t = table(64);
-        t.lookup(PROTO_TCP, ep(1, 1), ep(2, 2), 0, |_, _| {});
-        t.lookup(PROTO_UDP, ep(1, 1), ep(2, 2), 0, |_, _| {});
+        t.lookup(Transport::Tcp, ep(1, 1), ep(2, 2), 0, |_, _| {});
+        t.lookup(Transport::Udp, ep(1, 1), ep(2, 2), 0, |_, _| {});
         assert_eq!(t.active(), 2);
     }
 
@@ -489,23 +487,29 @@ mod tests {
     fn idle_timeout_depends_on_protocol() {
         let mut t = table(64);
         let mut retired = Vec::new();
-        t.lookup(PROTO_UDP, ep(1, 1), ep(2, 2), 0, |_, _| {}).0.dirs[0].packets = 7;
+        t.lookup(Transport::Udp, ep(1, 1), ep(2, 2), 0, |_, _| {})
+            .0
+            .dirs[0]
+            .packets = 7;
         // 61 s later a UDP packet of the same 5-tuple starts a new flow.
-        let (f, _, _) = t.lookup(PROTO_UDP, ep(2, 2), ep(1, 1), 61 * SEC, |f, why| {
+        let (f, _, _) = t.lookup(Transport::Udp, ep(2, 2), ep(1, 1), 61 * SEC, |f, why| {
             retired.push((f.dirs[0].packets, why))
         });
         assert_eq!(f.dirs[0].packets, 0);
         assert_eq!(retired, vec![(7, Retired::Expired)]);
         // ...and the new flow's originator is the sender of that packet.
         assert_eq!(
-            t.lookup(PROTO_UDP, ep(2, 2), ep(1, 1), 62 * SEC, |_, _| {})
+            t.lookup(Transport::Udp, ep(2, 2), ep(1, 1), 62 * SEC, |_, _| {})
                 .1,
             Direction::Originator
         );
         // TCP survives 61 s of silence.
-        t.lookup(PROTO_TCP, ep(1, 1), ep(2, 2), 0, |_, _| {}).0.dirs[0].packets = 3;
+        t.lookup(Transport::Tcp, ep(1, 1), ep(2, 2), 0, |_, _| {})
+            .0
+            .dirs[0]
+            .packets = 3;
         assert_eq!(
-            t.lookup(PROTO_TCP, ep(1, 1), ep(2, 2), 61 * SEC, |_, _| {})
+            t.lookup(Transport::Tcp, ep(1, 1), ep(2, 2), 61 * SEC, |_, _| {})
                 .0
                 .dirs[0]
                 .packets,
@@ -521,7 +525,7 @@ mod tests {
         assert_eq!(t.capacity(), WAYS);
         for i in 0..WAYS as u16 {
             t.lookup(
-                PROTO_TCP,
+                Transport::Tcp,
                 ep(1, 1000 + i),
                 ep(2, 80),
                 u64::from(i) * SEC,
@@ -529,11 +533,15 @@ mod tests {
             );
         }
         // Touch the first flow so the second one is now the oldest.
-        t.lookup(PROTO_TCP, ep(1, 1000), ep(2, 80), 100 * SEC, |_, _| {});
+        t.lookup(Transport::Tcp, ep(1, 1000), ep(2, 80), 100 * SEC, |_, _| {});
         let mut evicted = Vec::new();
-        t.lookup(PROTO_TCP, ep(1, 2000), ep(2, 80), 101 * SEC, |f, why| {
-            evicted.push((f.endpoints().0.port, why))
-        });
+        t.lookup(
+            Transport::Tcp,
+            ep(1, 2000),
+            ep(2, 80),
+            101 * SEC,
+            |f, why| evicted.push((f.endpoints().0.port, why)),
+        );
         assert_eq!(evicted, vec![(1001, Retired::Evicted)]);
         assert_eq!(t.stats().evicted, 1);
         assert_eq!(t.active(), WAYS);
@@ -558,7 +566,7 @@ mod tests {
                     IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 | i))
                 };
                 let (key, _) = FlowKey::of(
-                    PROTO_TCP,
+                    Transport::Tcp,
                     Endpoint::new(client, 51_413),
                     Endpoint::new(IpAddr::from([198, 51, 100, 1]), 443),
                 );

@@ -9,13 +9,11 @@ use crate::ban::{BanKey, PayloadPrefix, Snapshot};
 use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::counters::MAX_PORTS;
-use crate::dataplane::flow::{
-    Endpoint, FlowKey, FlowTable, FlowVerdict, Retired, PROTO_TCP, PROTO_UDP,
-};
+use crate::dataplane::flow::{Endpoint, FlowKey, FlowTable, FlowVerdict, Retired};
 use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
 use crate::dataplane::stage_timing::{Lap, Stage};
-use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx, Transport};
-use crate::wire::{self, Fragment, LinkType, Packet, Parsed, L4};
+use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx};
+use crate::wire::{self, Fragment, LinkType, Packet, Parsed, Transport, L4};
 
 const NS_PER_S: u64 = 1_000_000_000;
 
@@ -33,7 +31,7 @@ pub enum Verdict {
 /// A flow judged BitTorrent, as reported to the event sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowDetection {
-    pub proto: u8,
+    pub proto: Transport,
     /// The endpoint that sent the flow's first packet, and its peer.
     pub originator: Endpoint,
     pub responder: Endpoint,
@@ -212,15 +210,7 @@ impl<S: EventSink> Pipeline<S> {
         let Ok(Parsed::Ip(p)) = wire::parse_ethernet(frame) else {
             return None;
         };
-        let (proto, sport, dport) = match p.l4 {
-            L4::Tcp {
-                src_port, dst_port, ..
-            } => (PROTO_TCP, src_port, dst_port),
-            L4::Udp {
-                src_port, dst_port, ..
-            } => (PROTO_UDP, src_port, dst_port),
-            L4::Other { .. } => return None,
-        };
+        let (proto, sport, dport) = p.l4.transport_ports()?;
         let (key, _) = FlowKey::of(
             proto,
             Endpoint::new(p.src, sport),
@@ -317,28 +307,14 @@ impl<S: EventSink> Pipeline<S> {
         lap: &mut Lap,
     ) -> FlowVerdict {
         let now_ns = burst.now_ns;
-        let (proto, transport, sport, dport, flags, payload) = match packet.l4 {
-            L4::Tcp {
-                src_port,
-                dst_port,
-                flags,
-                payload,
-                ..
-            } => (
-                PROTO_TCP,
-                Transport::Tcp,
-                src_port,
-                dst_port,
-                flags,
-                payload,
-            ),
-            L4::Udp {
-                src_port,
-                dst_port,
-                payload,
-            } => (PROTO_UDP, Transport::Udp, src_port, dst_port, 0, payload),
-            L4::Other { .. } => return FlowVerdict::Pending,
+        let Some((transport, sport, dport)) = packet.l4.transport_ports() else {
+            return FlowVerdict::Pending;
         };
+        let flags = match packet.l4 {
+            L4::Tcp { flags, .. } => flags,
+            _ => 0,
+        };
+        let payload = packet.l4.payload();
         let src = Endpoint::new(packet.src, sport);
         let dst = Endpoint::new(packet.dst, dport);
         let Pipeline {
@@ -350,7 +326,7 @@ impl<S: EventSink> Pipeline<S> {
             payload_bytes,
             ..
         } = self;
-        let (flow, dir, created) = flows.lookup(proto, src, dst, now_ns, |f, why| {
+        let (flow, dir, created) = flows.lookup(transport, src, dst, now_ns, |f, why| {
             match why {
                 Retired::Expired => counters.flows.expired.inc(),
                 Retired::Evicted => counters.flows.evicted.inc(),
@@ -368,7 +344,7 @@ impl<S: EventSink> Pipeline<S> {
         let judged_bittorrent = flow.verdict == FlowVerdict::BitTorrent;
         if payload.is_empty()
             || flow.verdict == FlowVerdict::Clean
-            || (judged_bittorrent && proto != PROTO_UDP)
+            || (judged_bittorrent && transport != Transport::Udp)
         {
             lap.lap(&counters.stages, Stage::Flow);
             return flow.verdict;
@@ -408,7 +384,7 @@ impl<S: EventSink> Pipeline<S> {
                 counters.flows.by_detector[detection.detector.index()].inc();
                 let (originator, responder) = flow.endpoints();
                 sink.detection(&FlowDetection {
-                    proto,
+                    proto: transport,
                     originator,
                     responder,
                     detection,

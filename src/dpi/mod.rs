@@ -48,6 +48,8 @@
 //! payload packets, or one direction has and the other has had none.
 use std::net::IpAddr;
 
+use crate::wire::Transport;
+
 mod bencode;
 mod dht;
 mod framing;
@@ -174,12 +176,6 @@ impl DetectorId {
 pub struct Detection {
     pub detector: DetectorId,
     pub confidence: Confidence,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Tcp,
-    Udp,
 }
 
 /// Direction relative to the flow's first packet.

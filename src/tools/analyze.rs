@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::{FlowsConfig, Mode};
 use crate::dataplane::counters::WorkerCounters;
-use crate::dataplane::flow::{Flow, FlowVerdict, Retired, PROTO_TCP};
+use crate::dataplane::flow::{Flow, FlowVerdict, Retired};
 use crate::dataplane::{Burst, EventSink, FlowDetection, Pipeline};
 use crate::dpi::DpiConfig;
 use crate::tools::capture::{self, CaptureError};
@@ -76,11 +76,7 @@ fn flow_report(flow: &Flow) -> FlowReport {
     let (src, dst) = flow.endpoints();
     let decided = flow.verdict != FlowVerdict::Pending;
     FlowReport {
-        proto: if flow.key.proto == PROTO_TCP {
-            "tcp"
-        } else {
-            "udp"
-        },
+        proto: flow.key.proto.name(),
         src: src.ip().to_string(),
         sport: src.port,
         dst: dst.ip().to_string(),

@@ -8,11 +8,40 @@ use super::tcp::TcpSegment;
 use super::udp::UdpDatagram;
 use super::{Fragment, Packet, ParseError, L4};
 
+/// The transports a flow can have: what the flow table keys on, what the
+/// detectors are told, and what a detection reports. Its value is the IP
+/// protocol number, so it is the one spelling of "TCP" from the header on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum Transport {
+    #[default]
+    Tcp = 6,
+    Udp = 17,
+}
+
+impl Transport {
+    /// The IP protocol number.
+    #[inline(always)]
+    pub const fn protocol(self) -> u8 {
+        self as u8
+    }
+
+    /// Lower-case name, as the detection log and `analyze --json` write it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
 /// IP protocol numbers the parser reads further.
 pub mod protocol {
+    use super::Transport;
+
     pub const ICMP: u8 = 1;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
+    pub const TCP: u8 = Transport::Tcp.protocol();
+    pub const UDP: u8 = Transport::Udp.protocol();
     pub const ICMPV6: u8 = 58;
 }
 

@@ -30,6 +30,7 @@ pub mod udp;
 mod tests;
 
 pub use error::ParseError;
+pub use ip::Transport;
 pub use link::{parse_link, LinkType};
 
 /// Where a packet sits in a fragmented datagram. Only unfragmented packets and
@@ -72,6 +73,21 @@ impl<'a> L4<'a> {
             L4::Tcp { .. } => ip::protocol::TCP,
             L4::Udp { .. } => ip::protocol::UDP,
             L4::Other { protocol } => *protocol,
+        }
+    }
+
+    /// TCP or UDP with (source, destination) ports: what a flow is keyed
+    /// on; `None` for any other protocol.
+    #[inline(always)]
+    pub fn transport_ports(&self) -> Option<(Transport, u16, u16)> {
+        match *self {
+            L4::Tcp {
+                src_port, dst_port, ..
+            } => Some((Transport::Tcp, src_port, dst_port)),
+            L4::Udp {
+                src_port, dst_port, ..
+            } => Some((Transport::Udp, src_port, dst_port)),
+            L4::Other { .. } => None,
         }
     }
 

@@ -6,6 +6,7 @@ use super::*;
 use crate::ban::{self, event_ring, BanKey, Confidence, HostDetection, PayloadPrefix};
 use crate::config::BanAction;
 use crate::dpi::{DetectorId, DetectorSwitches};
+use crate::wire::Transport;
 
 const NOW: u64 = 1_795_000_000_000;
 
@@ -70,7 +71,7 @@ fn detection(host: [u8; 4], payload: &[u8]) -> HostDetection {
         peer: BanKey::from(Ipv4Addr::new(198, 51, 100, 9)),
         host_port: 51413,
         peer_port: 6881,
-        proto: 6,
+        proto: Transport::Tcp,
         port: 0,
         detector: "peer_wire_handshake",
         confidence: Confidence::Definitive,
