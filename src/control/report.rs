@@ -244,7 +244,8 @@ impl RunSummary {
 }
 
 impl fmt::Display for RunSummary {
-    /// The final report, for people.
+    /// The final report, for people: one section after another, each ending
+    /// its own lines.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
@@ -254,101 +255,134 @@ impl fmt::Display for RunSummary {
             self.workers.len(),
             if self.workers.len() == 1 { "" } else { "s" }
         )?;
+        write_ports_table(f, &self.ports)?;
+        write_workers(f, &self.workers)?;
+        write_parse_line(f, &self.parse)?;
+        write_flows_line(f, &self.dpi)?;
+        write_drops_line(f, &self.enforcement)?;
+        if let Some(bans) = &self.bans {
+            write_bans(f, bans)?;
+        }
+        write_reloads_line(f, self.config_reloads)
+    }
+}
+
+/// A header, then one row per port; the row format repeats the header's
+/// column widths so the columns line up.
+fn write_ports_table(f: &mut fmt::Formatter<'_>, ports: &[PortSummary]) -> fmt::Result {
+    writeln!(
+        f,
+        "{:<12} {:<8} {:>10} {:>12} {:>10} {:>12} {:>8} {:>9} {:>8} {:>9} {:>8}",
+        "port",
+        "role",
+        "rx_pkts",
+        "rx_bytes",
+        "tx_pkts",
+        "tx_bytes",
+        "dropped",
+        "tx_failed",
+        "imissed",
+        "rx_nombuf",
+        "ierrors"
+    )?;
+    for p in ports {
+        let t = &p.traffic;
         writeln!(
             f,
             "{:<12} {:<8} {:>10} {:>12} {:>10} {:>12} {:>8} {:>9} {:>8} {:>9} {:>8}",
-            "port",
-            "role",
-            "rx_pkts",
-            "rx_bytes",
-            "tx_pkts",
-            "tx_bytes",
-            "dropped",
-            "tx_failed",
-            "imissed",
-            "rx_nombuf",
-            "ierrors"
+            p.name,
+            p.role,
+            t.rx_packets,
+            t.rx_bytes,
+            t.tx_packets,
+            t.tx_bytes,
+            t.dropped,
+            t.tx_failed,
+            p.hw.imissed,
+            p.hw.rx_nombuf,
+            p.hw.ierrors
         )?;
-        for p in &self.ports {
-            let t = &p.traffic;
-            writeln!(
-                f,
-                "{:<12} {:<8} {:>10} {:>12} {:>10} {:>12} {:>8} {:>9} {:>8} {:>9} {:>8}",
-                p.name,
-                p.role,
-                t.rx_packets,
-                t.rx_bytes,
-                t.tx_packets,
-                t.tx_bytes,
-                t.dropped,
-                t.tx_failed,
-                p.hw.imissed,
-                p.hw.rx_nombuf,
-                p.hw.ierrors
-            )?;
-        }
-        for w in &self.workers {
-            let t = &w.traffic;
-            writeln!(
-                f,
-                "worker lcore {}: rx {} pkts / {} bytes, tx {} pkts / {} bytes, dropped {}, tx_failed {}",
-                w.lcore, t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes, t.dropped, t.tx_failed
-            )?;
-        }
-        let p = &self.parse;
-        write!(
-            f,
-            "parsed: ipv4 {}, ipv6 {}, vlan-tagged {}, tcp {}, udp {}, other L4 {}, fragments {}, non-IP {}, malformed {}",
-            p.ipv4, p.ipv6, p.vlan, p.tcp, p.udp, p.other_l4, p.fragments, p.non_ip, p.malformed
-        )?;
-        for (reason, n) in &p.malformed_by_reason {
-            write!(f, " [{reason}: {n}]")?;
-        }
-        writeln!(f)?;
-        let d = &self.dpi;
-        write!(
-            f,
-            "flows: {} created, {} expired, {} evicted; {} payload packets inspected; judged {} clean, {} BitTorrent",
-            d.flows_created, d.flows_expired, d.flows_evicted, d.payload_packets_inspected, d.flows_clean, d.flows_bittorrent
-        )?;
-        if !d.bittorrent_by_detector.is_empty() {
-            let by: Vec<String> = d
-                .bittorrent_by_detector
-                .iter()
-                .map(|(n, c)| format!("{n} {c}"))
-                .collect();
-            write!(f, " ({})", by.join(", "))?;
-        }
-        writeln!(f)?;
-        let e = &self.enforcement;
+    }
+    Ok(())
+}
+
+fn write_workers(f: &mut fmt::Formatter<'_>, workers: &[WorkerSummary]) -> fmt::Result {
+    for w in workers {
+        let t = &w.traffic;
         writeln!(
             f,
-            "dropped: {} packets of banned hosts, {} packets of BitTorrent flows; {} detections sent to the control lcore",
-            e.dropped_banned_host, e.dropped_bittorrent_flow, e.events_sent
+            "worker lcore {}: rx {} pkts / {} bytes, tx {} pkts / {} bytes, dropped {}, tx_failed {}",
+            w.lcore, t.rx_packets, t.rx_bytes, t.tx_packets, t.tx_bytes, t.dropped, t.tx_failed
         )?;
-        if let Some(b) = &self.bans {
-            writeln!(
-                f,
-                "bans: {} active ({} restored, {} added, {} refreshed, {} refused as allowlisted, {} refused full, {} evicted, {} expired; {} detections below threshold; {} lost to full rings)",
-                b.active,
-                b.restored,
-                b.added,
-                b.refreshed,
-                b.refused_allowlisted,
-                b.refused_full,
-                b.evicted,
-                b.expired,
-                b.pending_below_threshold,
-                b.events_dropped_ring_full
-            )?;
-            for (host, reason) in &b.hosts {
-                writeln!(f, "  banned {host} ({reason})")?;
-            }
-        }
-        let r = self.config_reloads;
-        if r != ReloadCounts::default() {
-            writeln!(f, "config reloads: {} applied, {} failed", r.ok, r.failed)?;
-        }
-        Ok(())
     }
+    Ok(())
+}
+
+/// Packets by header, then the malformed ones by reason on the same line.
+fn write_parse_line(f: &mut fmt::Formatter<'_>, p: &ParseSummary) -> fmt::Result {
+    write!(
+        f,
+        "parsed: ipv4 {}, ipv6 {}, vlan-tagged {}, tcp {}, udp {}, other L4 {}, fragments {}, non-IP {}, malformed {}",
+        p.ipv4, p.ipv6, p.vlan, p.tcp, p.udp, p.other_l4, p.fragments, p.non_ip, p.malformed
+    )?;
+    for (reason, n) in &p.malformed_by_reason {
+        write!(f, " [{reason}: {n}]")?;
+    }
+    writeln!(f)
+}
+
+/// The flow table and the verdicts, with the deciding detectors when any fired.
+fn write_flows_line(f: &mut fmt::Formatter<'_>, d: &DpiSummary) -> fmt::Result {
+    write!(
+        f,
+        "flows: {} created, {} expired, {} evicted; {} payload packets inspected; judged {} clean, {} BitTorrent",
+        d.flows_created, d.flows_expired, d.flows_evicted, d.payload_packets_inspected, d.flows_clean, d.flows_bittorrent
+    )?;
+    if !d.bittorrent_by_detector.is_empty() {
+        let by: Vec<String> = d
+            .bittorrent_by_detector
+            .iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect();
+        write!(f, " ({})", by.join(", "))?;
+    }
+    writeln!(f)
+}
+
+fn write_drops_line(f: &mut fmt::Formatter<'_>, e: &EnforcementSummary) -> fmt::Result {
+    writeln!(
+        f,
+        "dropped: {} packets of banned hosts, {} packets of BitTorrent flows; {} detections sent to the control lcore",
+        e.dropped_banned_host, e.dropped_bittorrent_flow, e.events_sent
+    )
+}
+
+/// The ban table's counts, then one line per banned host.
+fn write_bans(f: &mut fmt::Formatter<'_>, b: &BanSummary) -> fmt::Result {
+    writeln!(
+        f,
+        "bans: {} active ({} restored, {} added, {} refreshed, {} refused as allowlisted, {} refused full, {} evicted, {} expired; {} detections below threshold; {} lost to full rings)",
+        b.active,
+        b.restored,
+        b.added,
+        b.refreshed,
+        b.refused_allowlisted,
+        b.refused_full,
+        b.evicted,
+        b.expired,
+        b.pending_below_threshold,
+        b.events_dropped_ring_full
+    )?;
+    for (host, reason) in &b.hosts {
+        writeln!(f, "  banned {host} ({reason})")?;
+    }
+    Ok(())
+}
+
+/// Only printed once a reload was tried, so runs without SIGHUP stay quiet.
+fn write_reloads_line(f: &mut fmt::Formatter<'_>, r: ReloadCounts) -> fmt::Result {
+    if r != ReloadCounts::default() {
+        writeln!(f, "config reloads: {} applied, {} failed", r.ok, r.failed)?;
+    }
+    Ok(())
 }

@@ -165,12 +165,31 @@ impl LoopbackBench {
         allocations: &dyn Fn() -> u64,
         tick: &mut dyn FnMut(Duration),
     ) -> Result<Vec<WorkerRun>, DpdkError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let publisher = SnapshotPublisher::new(KeyHasher::random());
-        let counters: Vec<Arc<WorkerCounters>> =
-            self.lcores.iter().map(|_| Arc::default()).collect();
-        let mut consumers: Vec<EventConsumer> = Vec::new();
-        let tids: Vec<Arc<AtomicI32>> = self.lcores.iter().map(|_| Arc::default()).collect();
+        let mut running = self.launch(set, kind, burst)?;
+        std::thread::sleep(warmup);
+        running.drain_events();
+        let start = running.sample(allocations);
+        while start.at.elapsed() < window {
+            std::thread::sleep(Duration::from_millis(100).min(window));
+            // The control lcore's share of the work: empty the event rings.
+            running.drain_events();
+            tick(start.at.elapsed());
+        }
+        let end = running.sample(allocations);
+        self.stop_workers(&running)?;
+        Ok(self.results(&running, &start, &end))
+    }
+
+    /// Starts `kind` on every worker lcore, each polling its own loopback
+    /// port of traffic set `set`.
+    fn launch(&self, set: usize, kind: &LoopKind, burst: u16) -> Result<Running, DpdkError> {
+        let mut running = Running {
+            stop: Arc::new(AtomicBool::new(false)),
+            publisher: SnapshotPublisher::new(KeyHasher::random()),
+            counters: self.lcores.iter().map(|_| Arc::default()).collect(),
+            tids: self.lcores.iter().map(|_| Arc::default()).collect(),
+            consumers: Vec::new(),
+        };
         for (w, &lcore_id) in self.lcores.iter().enumerate() {
             let port = self.ports[set][w].id;
             let plan = WorkerPlan {
@@ -183,69 +202,20 @@ impl LoopbackBench {
                     tx_queue: 0,
                 }],
                 burst,
-                bans: publisher.reader(),
+                bans: running.publisher.reader(),
                 clock: Clock::now(),
             };
-            let stop = Arc::clone(&stop);
-            let c = Arc::clone(&counters[w]);
-            let tid = Arc::clone(&tids[w]);
-            match kind {
-                LoopKind::Bare | LoopKind::ReadHeaders => {
-                    let read_headers = matches!(kind, LoopKind::ReadHeaders);
-                    lcore::launch(lcore_id, move || {
-                        tid.store(gettid(), Relaxed);
-                        worker::run_bare(plan, &c, stop, read_headers)
-                    })?;
-                }
-                LoopKind::Pipeline { flows, dpi } => {
-                    let (producer, consumer) = event_ring(DEFAULT_RING_CAPACITY);
-                    consumers.push(consumer);
-                    let pipeline = Pipeline::new(
-                        Arc::clone(&c),
-                        Mode::Inline,
-                        flows,
-                        dpi,
-                        RingSink::new(producer, c),
-                    )
-                    .with_enforcement(&[PortRole::Inside], BanAction::LogOnly);
-                    lcore::launch(lcore_id, move || {
-                        tid.store(gettid(), Relaxed);
-                        worker::run(plan, pipeline, stop)
-                    })?;
-                }
+            if let Some(consumer) = launch_worker(lcore_id, plan, kind, &running, w)? {
+                running.consumers.push(consumer);
             }
         }
-        let drain = |consumers: &mut Vec<EventConsumer>| {
-            for c in consumers.iter_mut() {
-                while c.pop().is_some() {}
-            }
-        };
-        std::thread::sleep(warmup);
-        drain(&mut consumers);
-        // What the window is measured between: per-worker packets and CPU
-        // time, allocations, TSC and clock.
-        let sample = || Sample {
-            packets: counters
-                .iter()
-                .map(|c| c.ports[0].rx_packets.get())
-                .collect(),
-            cpu: tids
-                .iter()
-                .map(|t| on_cpu_seconds(t.load(Relaxed)))
-                .collect(),
-            allocations: allocations(),
-            tsc: tsc(),
-            at: Instant::now(),
-        };
-        let start = sample();
-        while start.at.elapsed() < window {
-            std::thread::sleep(Duration::from_millis(100).min(window));
-            // The control lcore's share of the work: empty the event rings.
-            drain(&mut consumers);
-            tick(start.at.elapsed());
-        }
-        let end = sample();
-        stop.store(true, Relaxed);
+        Ok(running)
+    }
+
+    /// Tells every worker to stop and waits for each; the first that failed
+    /// is the error.
+    fn stop_workers(&self, running: &Running) -> Result<(), DpdkError> {
+        running.stop.store(true, Relaxed);
         let mut failed = None;
         for &lcore_id in &self.lcores {
             let status = lcore::wait(lcore_id);
@@ -256,12 +226,13 @@ impl LoopbackBench {
                 });
             }
         }
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Each worker's share of the window between `start` and `end`.
+    fn results(&self, running: &Running, start: &Sample, end: &Sample) -> Vec<WorkerRun> {
         let seconds = (end.at - start.at).as_secs_f64();
-        Ok(self
-            .lcores
+        self.lcores
             .iter()
             .enumerate()
             .map(|(w, &lcore)| WorkerRun {
@@ -271,9 +242,94 @@ impl LoopbackBench {
                 seconds,
                 cpu_seconds: end.cpu[w] - start.cpu[w],
                 allocations: end.allocations - start.allocations,
-                counters: Arc::clone(&counters[w]),
+                counters: Arc::clone(&running.counters[w]),
             })
-            .collect())
+            .collect()
+    }
+}
+
+/// The workers of one measurement while they run: what the main lcore
+/// needs to stop them, sample them and serve their event rings.
+struct Running {
+    stop: Arc<AtomicBool>,
+    /// The (empty) ban table the workers check, held until they stop as the
+    /// control lcore holds it in a real run.
+    publisher: SnapshotPublisher,
+    /// Per worker, in `LoopbackBench::lcores` order.
+    counters: Vec<Arc<WorkerCounters>>,
+    /// Per worker, its kernel thread id, stored by the worker as it starts,
+    /// to read its CPU time.
+    tids: Vec<Arc<AtomicI32>>,
+    /// The pipeline workers' event rings (the floors send no detections).
+    consumers: Vec<EventConsumer>,
+}
+
+impl Running {
+    fn drain_events(&mut self) {
+        for c in self.consumers.iter_mut() {
+            while c.pop().is_some() {}
+        }
+    }
+
+    /// What the window is measured between: per-worker packets and CPU
+    /// time, allocations, TSC and clock.
+    fn sample(&self, allocations: &dyn Fn() -> u64) -> Sample {
+        Sample {
+            packets: self
+                .counters
+                .iter()
+                .map(|c| c.ports[0].rx_packets.get())
+                .collect(),
+            cpu: self
+                .tids
+                .iter()
+                .map(|t| on_cpu_seconds(t.load(Relaxed)))
+                .collect(),
+            allocations: allocations(),
+            tsc: tsc(),
+            at: Instant::now(),
+        }
+    }
+}
+
+/// Launches worker `w` of `running` on `lcore_id`: the bare loop for the
+/// floors, the pipeline otherwise. Returns the pipeline's event ring, which
+/// the main lcore must keep draining.
+fn launch_worker(
+    lcore_id: u32,
+    plan: WorkerPlan,
+    kind: &LoopKind,
+    running: &Running,
+    w: usize,
+) -> Result<Option<EventConsumer>, DpdkError> {
+    let stop = Arc::clone(&running.stop);
+    let c = Arc::clone(&running.counters[w]);
+    let tid = Arc::clone(&running.tids[w]);
+    match kind {
+        LoopKind::Bare | LoopKind::ReadHeaders => {
+            let read_headers = matches!(kind, LoopKind::ReadHeaders);
+            lcore::launch(lcore_id, move || {
+                tid.store(gettid(), Relaxed);
+                worker::run_bare(plan, &c, stop, read_headers)
+            })?;
+            Ok(None)
+        }
+        LoopKind::Pipeline { flows, dpi } => {
+            let (producer, consumer) = event_ring(DEFAULT_RING_CAPACITY);
+            let pipeline = Pipeline::new(
+                Arc::clone(&c),
+                Mode::Inline,
+                flows,
+                dpi,
+                RingSink::new(producer, c),
+            )
+            .with_enforcement(&[PortRole::Inside], BanAction::LogOnly);
+            lcore::launch(lcore_id, move || {
+                tid.store(gettid(), Relaxed);
+                worker::run(plan, pipeline, stop)
+            })?;
+            Ok(Some(consumer))
+        }
     }
 }
 
