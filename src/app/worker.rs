@@ -98,23 +98,24 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
             let ahead = lookahead.decide(&pipeline);
             rx.prefetch_first(n, ahead);
             lookahead.start(&pipeline, &rx, n);
+            // Each packet leaves `rx` (its front is packet i) for `tx` or `drop`.
             for i in 0..n {
-                rx.prefetch_ahead(i, ahead);
+                rx.prefetch_ahead(0, ahead);
                 lookahead.step(&pipeline, &rx, n, i);
-                let len = rx.pkt_len(i);
-                match pipeline.process(p.port_index, rx.frame(i), len, &ctx) {
+                let Some(m) = rx.pop_front() else { break };
+                let len = m.pkt_len();
+                match pipeline.process(p.port_index, m.frame(), len, &ctx) {
                     Verdict::Forward if inline => {
                         tx_len[tx.len()] = len;
-                        tx.push_from(&rx, i);
+                        tx.push(m);
                     }
-                    Verdict::Forward => drop.push_from(&rx, i),
+                    Verdict::Forward => drop.push(m),
                     Verdict::Drop => {
                         pipeline.counters().ports[p.port_index].dropped.inc();
-                        drop.push_from(&rx, i);
+                        drop.push(m);
                     }
                 }
             }
-            rx.clear(); // every mbuf moved to `tx` or `drop`
 
             let mut lap = Lap::start();
             if !tx.is_empty() {
@@ -123,10 +124,11 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
                 out.tx_packets.add(sent as u64);
                 out.tx_bytes
                     .add(tx_len[..sent].iter().map(|&l| u64::from(l)).sum());
-                out.tx_failed.add((tx.len() - sent) as u64);
-                tx.free_from(sent);
+                // What the driver did not take is still in `tx`.
+                out.tx_failed.add(tx.len() as u64);
+                tx.free_all();
             }
-            drop.free_from(0);
+            drop.free_all();
             lap.lap(&pipeline.counters().stages, Stage::TxBurst);
         }
     }
@@ -180,7 +182,8 @@ impl FlowLookahead {
         }
     }
 
-    /// Before packet `i` is processed: step 1 for i+8, step 2 for i+4.
+    /// Before packet `i` of `n` is processed (the front of `rx`, which holds
+    /// packets i..n): step 1 for i+8, step 2 for i+4.
     #[inline(always)]
     fn step(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize, i: usize) {
         if !self.on {
@@ -188,7 +191,7 @@ impl FlowLookahead {
         }
         if i + 2 * LOOKAHEAD_STEP < n {
             self.hashes[i + 2 * LOOKAHEAD_STEP] =
-                pipeline.flow_lookahead_bucket(rx.frame(i + 2 * LOOKAHEAD_STEP), prefetch);
+                pipeline.flow_lookahead_bucket(rx.frame(2 * LOOKAHEAD_STEP), prefetch);
         }
         if let Some(hash) = self.hashes[..n].get(i + LOOKAHEAD_STEP).copied().flatten() {
             pipeline.flow_lookahead_slot(hash, prefetch);
@@ -224,7 +227,7 @@ pub fn run_bare(
             let out = &counters.ports[p.tx_port_index];
             out.tx_packets.add(sent as u64);
             out.tx_failed.add((n - sent) as u64);
-            rx.free_from(sent);
+            rx.free_all(); // what the driver did not take
         }
     }
     0

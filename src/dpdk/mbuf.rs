@@ -1,6 +1,14 @@
-//! A burst of received mbufs and the arrays that route them to TX or back to
-//! the pool. Fixed-size, on the worker's stack: no allocation per burst.
-use std::ptr;
+//! Packet buffers this code owns: one [`Mbuf`], or an [`MbufArray`] of up to a
+//! burst of them (fixed-size, on the worker's stack: no allocation per burst).
+//!
+//! Ownership moves in the types, so safe code can neither free an mbuf twice
+//! nor lose one: an mbuf is owned by exactly one array slot, one `Mbuf`
+//! handle, or a driver. `pop_front` moves the front mbuf out of its array into
+//! a handle, `push` moves a handle into an array, `tx_burst` hands what the
+//! driver took over to it and keeps the rest, and whatever an array or handle
+//! still owns when dropped goes back to its pool.
+use std::mem::ManuallyDrop;
+use std::ptr::{self, NonNull};
 
 use super::ffi;
 use super::mempool::Mempool;
@@ -8,9 +16,67 @@ use super::mempool::Mempool;
 /// The largest burst a worker asks for (config caps `burst_size` at this).
 pub const MAX_BURST: usize = 512;
 
-/// Up to MAX_BURST mbufs this worker owns.
+/// One mbuf, owned here: back to its pool when dropped, unless moved into an
+/// array with [`MbufArray::push`].
+pub struct Mbuf(NonNull<ffi::rte_mbuf>);
+
+impl Mbuf {
+    /// The bytes of the packet's first segment (where every header we parse
+    /// lives; a multi-segment tail is not inspected).
+    #[inline(always)]
+    pub fn frame(&self) -> &[u8] {
+        // SAFETY: the handle owns a live mbuf; the slice borrows the handle,
+        // so the mbuf cannot be sent or freed while the slice lives.
+        unsafe { first_segment(self.0.as_ptr()) }
+    }
+
+    /// Total length of the packet over all its segments.
+    #[inline(always)]
+    pub fn pkt_len(&self) -> u32 {
+        // SAFETY: the handle owns a live mbuf.
+        unsafe { (*self.0.as_ptr()).pkt_len }
+    }
+
+    /// Gives up the handle without freeing: the caller takes ownership.
+    #[inline(always)]
+    fn into_raw(self) -> *mut ffi::rte_mbuf {
+        ManuallyDrop::new(self).0.as_ptr()
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: the handle owns a live mbuf and is never used again.
+        unsafe { ffi::rte_pktmbuf_free(self.0.as_ptr()) };
+    }
+}
+
+/// The first segment's data of `m`, borrowed for `'a`.
+///
+/// # Safety
+/// `m` is a live mbuf the caller owns for `'a`.
+#[inline(always)]
+unsafe fn first_segment<'a>(m: *const ffi::rte_mbuf) -> &'a [u8] {
+    // SAFETY: (caller) a live mbuf; its first segment holds data_len
+    // initialised bytes at buf_addr + data_off.
+    unsafe {
+        let mb = &*m;
+        std::slice::from_raw_parts(
+            (mb.buf_addr as *const u8).add(mb.data_off as usize),
+            mb.data_len as usize,
+        )
+    }
+}
+
+/// Up to MAX_BURST mbufs this array owns, front first. Packet `i` is the
+/// `i`th mbuf it still owns: after `pop_front` or a `tx_burst`, packet 0 is
+/// the first one left.
 pub struct MbufArray {
     bufs: [*mut ffi::rte_mbuf; MAX_BURST],
+    /// `bufs[head..len]` are the mbufs this array owns: live, non-null, in no
+    /// other array or handle, not given to a driver. The slots before `head`
+    /// left (popped or sent) and are stale. Always head <= len <= MAX_BURST.
+    head: usize,
     len: usize,
 }
 
@@ -18,43 +84,46 @@ impl MbufArray {
     pub fn new() -> Self {
         MbufArray {
             bufs: [ptr::null_mut(); MAX_BURST],
+            head: 0,
             len: 0,
         }
     }
 
+    /// How many mbufs the array owns.
     #[inline(always)]
     pub fn len(&self) -> usize {
-        self.len
+        self.len - self.head
     }
 
     #[inline(always)]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.head == self.len
+    }
+
+    /// The owned slots, front first: the only slots any method reads.
+    #[inline(always)]
+    fn owned(&self) -> &[*mut ffi::rte_mbuf] {
+        debug_assert!(self.head <= self.len && self.len <= MAX_BURST);
+        // SAFETY: head <= len <= MAX_BURST (the type's invariant, kept by
+        // every method), so the range is in bounds.
+        unsafe { self.bufs.get_unchecked(self.head..self.len) }
     }
 
     /// The bytes of packet `i`'s first segment (where every header we parse lives;
-    /// a multi-segment tail is not inspected).
+    /// a multi-segment tail is not inspected). Panics if `i >= len()`.
     #[inline(always)]
     pub fn frame(&self, i: usize) -> &[u8] {
-        let m = self.bufs[..self.len][i];
-        // SAFETY: every pointer in bufs[..len] is a live mbuf this worker owns
-        // (received by rx_burst, not yet sent or freed). Its first segment holds
-        // data_len initialised bytes at buf_addr + data_off. The slice borrows
-        // self, so the mbuf cannot be sent or freed while it is alive.
-        unsafe {
-            let mb = &*m;
-            std::slice::from_raw_parts(
-                (mb.buf_addr as *const u8).add(mb.data_off as usize),
-                mb.data_len as usize,
-            )
-        }
+        let m = self.owned()[i];
+        // SAFETY: an owned slot holds a live mbuf; the slice borrows self, so
+        // the mbuf cannot be popped, sent or freed while the slice lives.
+        unsafe { first_segment(m) }
     }
 
     /// Starts loading packet `i`'s mbuf header (where `frame` finds the data)
     /// into the cache. A NIC PMD has just written it; a ring PMD never touched it.
     #[inline(always)]
     pub fn prefetch_header(&self, i: usize) {
-        prefetch(self.bufs[..self.len][i] as *const u8);
+        prefetch(self.owned()[i] as *const u8);
     }
 
     /// A burst's prefetch schedule, first part: every mbuf header of the first
@@ -71,11 +140,14 @@ impl MbufArray {
     }
 
     /// A burst's prefetch schedule, per packet: the data of packet `i + ahead`
-    /// (if the burst has it).
+    /// (if the array has it). A loop that pops each packet before reading
+    /// the next always reads packet 0.
     #[inline(always)]
     pub fn prefetch_ahead(&self, i: usize, ahead: usize) {
-        if i + ahead < self.len {
-            self.prefetch_data(i + ahead);
+        if let Some(j) = i.checked_add(ahead) {
+            if j < self.len() {
+                self.prefetch_data(j);
+            }
         }
     }
 
@@ -83,77 +155,97 @@ impl MbufArray {
     /// mbuf header: call `prefetch_header(i)` some packets earlier.
     #[inline(always)]
     pub fn prefetch_data(&self, i: usize) {
-        let m = self.bufs[..self.len][i];
-        // SAFETY: a live mbuf owned by this worker (as in `frame`); only the
-        // address is computed, nothing is dereferenced but the header.
+        let m = self.owned()[i];
+        // SAFETY: an owned slot holds a live mbuf; only its header is read,
+        // the data address is computed, not dereferenced.
         let p = unsafe { ((*m).buf_addr as *const u8).wrapping_add((*m).data_off as usize) };
         prefetch(p);
     }
 
-    /// Total length of packet `i` over all its segments.
+    /// Total length of packet `i` over all its segments. Panics if `i >= len()`.
     #[inline(always)]
     pub fn pkt_len(&self, i: usize) -> u32 {
-        let m = self.bufs[..self.len][i];
-        // SAFETY: as in `frame`: a live mbuf owned by this worker.
+        let m = self.owned()[i];
+        // SAFETY: an owned slot holds a live mbuf.
         unsafe { (*m).pkt_len }
     }
 
-    /// Moves packet `i` of `from` to the end of `self`.
+    /// Moves the front mbuf out of the array (None when empty).
     #[inline(always)]
-    pub fn push_from(&mut self, from: &MbufArray, i: usize) {
-        debug_assert!(self.len < MAX_BURST);
-        self.bufs[self.len] = from.bufs[..from.len][i];
+    pub fn pop_front(&mut self) -> Option<Mbuf> {
+        let m = *self.owned().first()?;
+        self.head += 1;
+        // SAFETY: an owned slot holds a non-null live mbuf; moving `head` past
+        // it ends the array's ownership, which passes to the handle.
+        Some(Mbuf(unsafe { NonNull::new_unchecked(m) }))
+    }
+
+    /// Moves `m` to the back of the array. Panics (freeing `m`) when the last
+    /// slot is taken: a burst holds at most MAX_BURST mbufs.
+    #[inline(always)]
+    pub fn push(&mut self, m: Mbuf) {
+        assert!(
+            self.len < MAX_BURST,
+            "an MbufArray holds at most MAX_BURST mbufs"
+        );
+        self.bufs[self.len] = m.into_raw();
         self.len += 1;
     }
 
-    /// Forgets every mbuf without freeing: their ownership moved elsewhere
-    /// (to another array, or to the driver by tx_burst).
-    #[inline(always)]
-    pub fn clear(&mut self) {
-        self.len = 0;
-    }
-
-    /// Receives up to `max` packets from a port's RX queue into this (empty) array.
+    /// Receives up to `max` (at most MAX_BURST) packets from a port's RX queue
+    /// into this array, which must be empty (panics otherwise: its mbufs
+    /// would be lost).
     #[inline(always)]
     pub fn rx_burst(&mut self, port: u16, queue: u16, max: u16) -> usize {
-        debug_assert!(self.len == 0 && max as usize <= MAX_BURST);
-        // SAFETY: bufs has room for MAX_BURST >= max pointers; the port and queue
-        // were configured and started before any worker was launched, and each
-        // (port, queue) pair is polled by exactly one worker.
+        assert!(
+            self.is_empty(),
+            "rx_burst into an MbufArray that owns mbufs"
+        );
+        let max = max.min(MAX_BURST as u16);
+        // SAFETY: bufs has room for MAX_BURST >= max pointers, none of them
+        // owned (the array is empty); the port and queue were configured and
+        // started before any worker was launched, and each (port, queue) pair
+        // is polled by exactly one worker.
         let n = unsafe { ffi::rte_eth_rx_burst(port, queue, self.bufs.as_mut_ptr(), max) };
-        self.len = n as usize;
+        self.head = 0;
+        self.len = usize::from(n.min(max));
         self.len
     }
 
-    /// Hands every mbuf to a port's TX queue. Returns how many the driver took;
-    /// those leave this array, the rest stay in `self.bufs[sent..]` for `free_from`.
+    /// Hands every mbuf to a port's TX queue. Returns how many the driver took:
+    /// those leave the array; the rest stay in it, in order, as packets
+    /// `0..len()` (to send again, or to free with `free_all` or by dropping).
     #[inline(always)]
     pub fn tx_burst(&mut self, port: u16, queue: u16) -> usize {
-        if self.len == 0 {
+        let n = self.len();
+        if n == 0 {
             return 0;
         }
-        // SAFETY: bufs[..len] are live mbufs this worker owns; the TX queue is
-        // used by this worker only. The driver takes ownership of the first
-        // `sent` mbufs.
-        let sent =
-            unsafe { ffi::rte_eth_tx_burst(port, queue, self.bufs.as_mut_ptr(), self.len as u16) }
-                as usize;
-        sent.min(self.len)
+        // SAFETY: bufs[head..len] are live mbufs this array owns (n <=
+        // MAX_BURST fits u16); the TX queue is used by this thread only. The
+        // driver takes ownership of the first `sent` of them.
+        let sent = unsafe {
+            ffi::rte_eth_tx_burst(port, queue, self.bufs.as_mut_ptr().add(self.head), n as u16)
+        };
+        let sent = usize::from(sent).min(n);
+        self.head += sent;
+        if self.head == self.len {
+            self.head = 0;
+            self.len = 0;
+        }
+        sent
     }
 
-    /// Returns mbufs `from..len` to their pool and empties the array.
+    /// Returns every mbuf the array owns to its pool; the array is then empty.
     #[inline(always)]
-    pub fn free_from(&mut self, from: usize) {
-        if from < self.len {
-            // SAFETY: bufs[from..len] are live mbufs this worker still owns; after
-            // this call they are never touched again (len is reset).
-            unsafe {
-                ffi::rte_pktmbuf_free_bulk(
-                    self.bufs.as_mut_ptr().add(from),
-                    (self.len - from) as u32,
-                )
-            };
+    pub fn free_all(&mut self) {
+        let n = self.len();
+        if n > 0 {
+            // SAFETY: bufs[head..len] are live mbufs this array owns; emptying
+            // the array below ends that ownership, so none is touched again.
+            unsafe { ffi::rte_pktmbuf_free_bulk(self.bufs.as_mut_ptr().add(self.head), n as u32) };
         }
+        self.head = 0;
         self.len = 0;
     }
 }
@@ -170,7 +262,8 @@ pub enum FillError {
 
 impl MbufArray {
     /// Appends one fresh mbuf from `pool` per frame, holding a copy of it.
-    /// All or nothing: on error no mbuf is taken from the pool.
+    /// All or nothing: on error no mbuf is taken from the pool. Panics if the
+    /// array would own more than MAX_BURST mbufs.
     pub fn fill_from<'a>(
         &mut self,
         pool: &Mempool,
@@ -180,69 +273,84 @@ impl MbufArray {
         if n == 0 {
             return Ok(());
         }
-        assert!(
-            self.len + n <= MAX_BURST,
-            "a burst holds at most MAX_BURST mbufs"
-        );
         let room = ffi::RTE_MBUF_DEFAULT_BUF_SIZE as usize - ffi::RTE_PKTMBUF_HEADROOM as usize;
         if frames.clone().any(|f| f.len() > room) {
             return Err(FillError::TooLong);
         }
-        // SAFETY: bufs[len..len + n] is in bounds (asserted above) and receives
-        // n mbuf pointers; pool.raw is a live pktmbuf pool.
+        // What `pop_front` or `tx_burst` left: the owned mbufs to the front.
+        if self.head > 0 {
+            self.bufs.copy_within(self.head..self.len, 0);
+            self.len -= self.head;
+            self.head = 0;
+        }
+        assert!(
+            self.len + n <= MAX_BURST,
+            "an MbufArray holds at most MAX_BURST mbufs"
+        );
+        let start = self.len;
+        // SAFETY: bufs[start..start + n] is in bounds (asserted above), owned
+        // by no one, and receives n mbuf pointers; pool.raw is a live pktmbuf pool.
         let rc = unsafe {
-            ffi::rte_pktmbuf_alloc_bulk(pool.raw, self.bufs.as_mut_ptr().add(self.len), n as u32)
+            ffi::rte_pktmbuf_alloc_bulk(pool.raw, self.bufs.as_mut_ptr().add(start), n as u32)
         };
         if rc != 0 {
             return Err(FillError::PoolEmpty);
         }
-        for (k, frame) in frames.enumerate() {
-            let m = self.bufs[self.len + k];
-            // SAFETY: m is a freshly allocated, reset mbuf this array owns: one
+        // ExactSizeIterator and Clone are safe traits: an iterator that yields
+        // fewer frames than its len(), or longer ones than its clone did, must
+        // not make this unsound. Each frame is checked again, and the mbufs
+        // left unfilled go back to the pool.
+        let mut filled = 0;
+        for frame in frames.take(n) {
+            if frame.len() > room {
+                break;
+            }
+            let m = self.bufs[start + filled];
+            // SAFETY: m is a freshly allocated, reset mbuf we own: one
             // segment, data_off at the headroom, buf_len of the pool's data
             // room, so `room` >= frame.len() bytes are writable at
-            // buf_addr + data_off (checked above against the pool's size).
+            // buf_addr + data_off.
             unsafe {
                 let mb = &mut *m;
                 let dst = (mb.buf_addr as *mut u8).add(mb.data_off as usize);
-                std::ptr::copy_nonoverlapping(frame.as_ptr(), dst, frame.len());
+                ptr::copy_nonoverlapping(frame.as_ptr(), dst, frame.len());
                 mb.data_len = frame.len() as u16;
                 mb.pkt_len = frame.len() as u32;
             }
+            filled += 1;
         }
-        self.len += n;
+        if filled < n {
+            // SAFETY: bufs[start + filled..start + n] are fresh mbufs we own
+            // that never become part of the array.
+            unsafe {
+                ffi::rte_pktmbuf_free_bulk(
+                    self.bufs.as_mut_ptr().add(start + filled),
+                    (n - filled) as u32,
+                )
+            };
+        }
+        self.len = start + filled;
         Ok(())
     }
 
     /// The segments of packet `i`, first to last (a packet the driver
-    /// received into a chain of mbufs).
+    /// received into a chain of mbufs). Panics if `i >= len()`.
     pub fn segments(&self, i: usize) -> impl Iterator<Item = &[u8]> {
-        let mut m = self.bufs[..self.len][i];
+        let mut m = self.owned()[i];
         std::iter::from_fn(move || {
             if m.is_null() {
                 return None;
             }
-            // SAFETY: m is packet i's head (a live mbuf this array owns, see
-            // `frame`) or a later segment of its chain, which the head owns;
-            // each holds data_len initialised bytes at buf_addr + data_off, and
-            // the chain ends with a null `next`. The slices borrow self.
+            // SAFETY: m is packet i's head (a live mbuf this array owns) or a
+            // later segment of its chain, which the head owns; each holds
+            // data_len initialised bytes at buf_addr + data_off, and the chain
+            // ends with a null `next`. The slices borrow self.
             unsafe {
-                let mb = &*m;
-                m = mb.next;
-                Some(std::slice::from_raw_parts(
-                    (mb.buf_addr as *const u8).add(mb.data_off as usize),
-                    mb.data_len as usize,
-                ))
+                let seg = first_segment(m);
+                m = (*m).next;
+                Some(seg)
             }
         })
-    }
-
-    /// Forgets the first `n` mbufs (the driver took them) and moves the rest
-    /// to the front.
-    pub fn consume_front(&mut self, n: usize) {
-        let n = n.min(self.len);
-        self.bufs.copy_within(n..self.len, 0);
-        self.len -= n;
     }
 }
 
@@ -254,7 +362,7 @@ impl Default for MbufArray {
 
 impl Drop for MbufArray {
     fn drop(&mut self) {
-        self.free_from(0);
+        self.free_all();
     }
 }
 

@@ -34,4 +34,18 @@ impl Mempool {
         }
         Ok(Mempool { raw })
     }
+
+    /// Mbufs taken from the pool and not returned yet (owned by an array, a
+    /// handle or a driver queue). Exact once no other lcore allocates or frees.
+    pub fn in_use(&self) -> u32 {
+        // SAFETY: raw is a live mempool; the call only reads its counters and
+        // per-lcore cache lengths.
+        unsafe { ffi::rte_mempool_in_use_count(self.raw) }
+    }
+
+    /// Mbufs free in the pool (its ring and every lcore's cache).
+    pub fn available(&self) -> u32 {
+        // SAFETY: as in `in_use`.
+        unsafe { ffi::rte_mempool_avail_count(self.raw) }
+    }
 }

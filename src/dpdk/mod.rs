@@ -1,7 +1,8 @@
 //! The only module with `unsafe`: DPDK bindings and safe wrappers over EAL,
 //! mempools, ports, mbufs and lcores. Everything outside this module is safe
 //! Rust; every `unsafe` block here says why it is sound, and no safe call can
-//! make one unsound (an mbuf is owned by exactly one array, or by the driver).
+//! make one unsound (an mbuf is owned by exactly one array slot, one `Mbuf`
+//! handle, or a driver).
 mod eal;
 mod ffi;
 pub mod lcore;
@@ -12,7 +13,7 @@ pub mod port;
 pub mod telemetry;
 
 pub use eal::Eal;
-pub use mbuf::{prefetch, MbufArray, MAX_BURST};
+pub use mbuf::{prefetch, Mbuf, MbufArray, MAX_BURST};
 pub use mempool::Mempool;
 
 /// An error from a DPDK call, with the call and DPDK's own explanation.

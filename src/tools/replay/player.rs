@@ -350,10 +350,9 @@ impl<'a> Sender<'a> {
             return false; // the pool refills as the driver sends and we receive
         }
         if self.barrier.tx_burst(self.ids[side.index()], queue) == 1 {
-            self.barrier.clear();
             true
         } else {
-            self.barrier.free_from(0);
+            self.barrier.free_all();
             false
         }
     }
@@ -453,7 +452,7 @@ impl<'a> Sender<'a> {
                 port.sent.add(sent as u64, bytes);
                 port.sent_per_queue[queue_slot(queue)] += sent as u64;
                 self.flight.sent(side, queue, sent as u64);
-                self.pending.consume_front(sent);
+                // tx_burst kept the unsent mbufs, front first: their lengths too.
                 self.pending_lens.copy_within(sent.., 0);
                 first_send.get_or_insert(now);
                 last_send = now;
@@ -551,7 +550,7 @@ impl<'a> Sender<'a> {
                 port.barriers_received += barriers;
                 port.received_per_queue[queue_slot(q)] += packets + barriers;
                 self.flight.received(side, q, uncounted);
-                self.rx.free_from(0);
+                self.rx.free_all();
             }
         }
     }
