@@ -2,10 +2,10 @@
 //! over in-memory `net_ring` loopback ports pre-filled from a capture, next to
 //! the same loop with the pipeline switched off (the I/O floor), in one run.
 //!
-//!     cargo bench --bench pipeline                       # the table
-//!     cargo bench --bench pipeline -- --workers 14       # scaling (needs 15 lcores)
-//!     cargo bench --bench pipeline -- --soak 600         # 10-minute RSS soak
-//!     cargo bench --features stage-timing --bench pipeline   # + p50/p99 per stage
+//!     cargo bench --features bench --bench pipeline                       # the table
+//!     cargo bench --features bench --bench pipeline -- --workers 14       # scaling (needs 15 lcores)
+//!     cargo bench --features bench --bench pipeline -- --soak 600         # 10-minute RSS soak
+//!     cargo bench --features bench,stage-timing --bench pipeline   # + p50/p99 per stage
 //!
 //! Two traffic sets, both from the capture (default data/demo.pcap, the corpus
 //! mix; `--pcap FILE` repeatable):
@@ -26,6 +26,9 @@
 //!
 //! A counting global allocator checks that the workers allocate nothing after
 //! warm-up: the bench fails loudly otherwise.
+// The allocation probe is a GlobalAlloc, an unsafe trait: allowed in this
+// bench (not the library, where only src/dpdk/ may).
+#![allow(unsafe_code)]
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::PathBuf;

@@ -3,6 +3,8 @@
 //! Rust; every `unsafe` block here says why it is sound, and no safe call can
 //! make one unsound (an mbuf is owned by exactly one array slot, one `Mbuf`
 //! handle, or a driver).
+#![allow(unsafe_code)]
+
 mod eal;
 mod ffi;
 pub mod lcore;
