@@ -21,13 +21,14 @@ use crate::clock::unix_now_ms;
 use crate::config::{Config, PortRole};
 use crate::control::main_loop::{self, ControlServices};
 use crate::control::metrics::Metrics;
-use crate::control::operator::{Operator, OperatorServer, ServerError};
+use crate::control::operator::{telemetry_view, Operator, OperatorServer, ServerError};
 use crate::control::reload::Reloader;
-use crate::control::report::{HwPortStats, RunSummary};
+use crate::control::report::RunSummary;
 use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
 use crate::dataplane::{Pipeline, RingSink};
-use crate::dpdk::{lcore, port, DpdkError, Eal};
+use crate::dpdk::telemetry::TelemetrySource;
+use crate::dpdk::{lcore, DpdkError, Eal};
 use ports::ActivePort;
 use worker::{Clock, WorkerPlan};
 
@@ -118,7 +119,10 @@ fn start_eal(cfg: &Config) -> Result<Eal, RunError> {
     let args = cfg.eal_args();
     info!("starting EAL: {}", args.join(" "));
     let eal = Eal::init(&args)?;
-    crate::dpdk::telemetry::register()?;
+    crate::dpdk::telemetry::register(TelemetrySource {
+        stats: telemetry_view::visit_stats,
+        bans: telemetry_view::visit_bans,
+    })?;
     for &w in &cfg.pipeline.worker_lcores {
         if !eal.lcore_enabled(w) {
             return Err(RunError::Lcore(w));
@@ -245,8 +249,12 @@ impl Workers {
             .copied()
             .zip(self.counters.iter().map(|c| &**c))
             .collect();
-        let hw: Vec<HwPortStats> = ports.iter().map(|p| port::stats(p.id)).collect();
-        RunSummary::gather(cfg, started.elapsed().as_secs_f64(), &views, &hw)
+        RunSummary::gather(
+            cfg,
+            started.elapsed().as_secs_f64(),
+            &views,
+            &ports::hw_stats(ports),
+        )
     }
 
     /// Tells every worker to stop and waits for each; the first that failed.

@@ -1,12 +1,30 @@
 //! DPDK telemetry commands (`dpdk-telemetry.py -f FILE_PREFIX`):
 //! `/btblocker/stats` and `/btblocker/bans`. The callbacks run on DPDK's
-//! telemetry thread; they only load the view the control loop publishes
-//! (`ops::telemetry_view::TELEMETRY`, a pointer swap), so they never wait
-//! for the control loop nor touch the ban table.
+//! telemetry thread and ask a [`TelemetrySource`] the caller registered for
+//! what to answer; DPDK 22.11's callbacks carry no user pointer, so the source
+//! is kept in a static, set once.
 use std::ffi::{c_char, c_int, CStr, CString};
+use std::sync::OnceLock;
 
 use super::{ffi, DpdkError};
-use crate::control::operator::telemetry_view::TELEMETRY;
+
+/// What the commands answer, asked on DPDK's telemetry thread: each function
+/// hands its entries to the visitor, in order, until the visitor returns
+/// false. They must not wait on anything a packet or the control loop holds.
+#[derive(Clone, Copy)]
+pub struct TelemetrySource {
+    /// `/btblocker/stats`: name, value.
+    pub stats: fn(&mut StatVisitor<'_>),
+    /// `/btblocker/bans`: one string per ban.
+    pub bans: fn(&mut LineVisitor<'_>),
+}
+
+/// Takes one stats entry; false: stop.
+pub type StatVisitor<'a> = dyn FnMut(&str, u64) -> bool + 'a;
+/// Takes one line of a list; false: stop.
+pub type LineVisitor<'a> = dyn FnMut(&str) -> bool + 'a;
+
+static SOURCE: OnceLock<TelemetrySource> = OnceLock::new();
 
 /// DPDK keeps at most 128 bytes of help, NUL included.
 const COMMANDS: [(&CStr, TelemetryCallback, &CStr); 2] = [
@@ -25,8 +43,10 @@ const COMMANDS: [(&CStr, TelemetryCallback, &CStr); 2] = [
 type TelemetryCallback =
     unsafe extern "C" fn(*const c_char, *const c_char, *mut ffi::rte_tel_data) -> c_int;
 
-/// Registers the commands; call after EAL init, once.
-pub fn register() -> Result<(), DpdkError> {
+/// Registers the commands, answered from `source`; call after EAL init,
+/// once (a second call keeps the first source).
+pub fn register(source: TelemetrySource) -> Result<(), DpdkError> {
+    let _ = SOURCE.set(source);
     for (cmd, callback, help) in COMMANDS {
         // SAFETY: `cmd` and `help` are NUL-terminated (DPDK copies them);
         // `callback` has the signature rte_telemetry_cb expects and, being a
@@ -53,18 +73,17 @@ unsafe extern "C" fn stats(
     _params: *const c_char,
     d: *mut ffi::rte_tel_data,
 ) -> c_int {
-    let view = TELEMETRY.load();
     // SAFETY: `d` is valid for this call (DPDK's contract for callbacks).
     unsafe { ffi::rte_tel_data_start_dict(d) };
-    let Some(view) = view.as_ref() else { return 0 };
-    for &(name, value) in &view.stats {
-        let Ok(name) = CString::new(name) else {
-            continue;
-        };
-        // SAFETY: `d` was started as a dictionary above; `name` is a
-        // NUL-terminated string DPDK copies before we drop it.
-        unsafe { ffi::rte_tel_data_add_dict_u64(d, name.as_ptr(), value) };
-    }
+    let Some(source) = SOURCE.get() else { return 0 };
+    (source.stats)(&mut |name, value| {
+        if let Ok(name) = CString::new(name) {
+            // SAFETY: `d` was started as a dictionary above; `name` is a
+            // NUL-terminated string DPDK copies before we drop it.
+            unsafe { ffi::rte_tel_data_add_dict_u64(d, name.as_ptr(), value) };
+        }
+        true
+    });
     0
 }
 
@@ -77,20 +96,17 @@ unsafe extern "C" fn bans(
     _params: *const c_char,
     d: *mut ffi::rte_tel_data,
 ) -> c_int {
-    let view = TELEMETRY.load();
     // SAFETY: `d` is valid for this call (DPDK's contract for callbacks).
     unsafe { ffi::rte_tel_data_start_array(d, ffi::rte_tel_value_type_RTE_TEL_STRING_VAL) };
-    let Some(view) = view.as_ref() else { return 0 };
-    for line in &view.bans {
-        let Ok(line) = CString::new(line.as_str()) else {
-            continue;
+    let Some(source) = SOURCE.get() else { return 0 };
+    (source.bans)(&mut |line| {
+        let Ok(line) = CString::new(line) else {
+            return true;
         };
         // SAFETY: `d` was started as a string array above; DPDK copies the
         // NUL-terminated `line` (at most RTE_TEL_MAX_STRING_LEN bytes, or it
-        // refuses it) before we drop it.
-        if unsafe { ffi::rte_tel_data_add_array_string(d, line.as_ptr()) } < 0 {
-            break;
-        }
-    }
+        // refuses it) before we drop it. A refusal (array full) ends the list.
+        unsafe { ffi::rte_tel_data_add_array_string(d, line.as_ptr()) >= 0 }
+    });
     0
 }

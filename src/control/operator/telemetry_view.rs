@@ -29,6 +29,30 @@ pub struct TelemetryView {
     pub bans: Vec<String>,
 }
 
+/// `/btblocker/stats` from the latest published view, entry by entry until
+/// `visit` says stop (nothing before the first publish). Runs on DPDK's
+/// telemetry thread: a pointer load, never the ban table.
+pub fn visit_stats(visit: &mut (dyn FnMut(&str, u64) -> bool + '_)) {
+    if let Some(view) = TELEMETRY.load().as_ref() {
+        for &(name, value) in &view.stats {
+            if !visit(name, value) {
+                break;
+            }
+        }
+    }
+}
+
+/// `/btblocker/bans` from the latest published view, as [`visit_stats`].
+pub fn visit_bans(visit: &mut (dyn FnMut(&str) -> bool + '_)) {
+    if let Some(view) = TELEMETRY.load().as_ref() {
+        for line in &view.bans {
+            if !visit(line) {
+                break;
+            }
+        }
+    }
+}
+
 /// The stats dictionary from the run's counters and the ban totals.
 pub fn stats(run: &RunSummary, bans: &BanSummary) -> Vec<(&'static str, u64)> {
     let sum = |f: fn(&crate::control::report::Traffic) -> u64| -> u64 {
