@@ -1,7 +1,7 @@
 //! DPDK telemetry commands (`dpdk-telemetry.py -f FILE_PREFIX`):
 //! `/btblocker/stats` and `/btblocker/bans`. The callbacks run on DPDK's
 //! telemetry thread; they only load the view the control loop publishes
-//! (`ops::telemetry_view::TELEMETRY`, a pointer swap), so they never wait
+//! ([`TELEMETRY`], a pointer swap), so they never wait
 //! for the control loop nor touch the ban table.
 use std::ffi::{c_char, c_int, CStr, CString};
 
