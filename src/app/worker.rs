@@ -136,7 +136,7 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
 }
 
 /// Two-step flow lookahead over a burst, used only while the flow table
-/// outgrows the caches (`Pipeline::wants_flow_lookahead`): packet i+8 is
+/// outgrows the caches ([`Pipeline::wants_flow_lookahead`]): packet i+8 is
 /// parsed and hashed and its bucket line prefetched; at i+4, with that line
 /// in cache, its slot is; at i the lookup finds both. Prefetches only: what
 /// the pipeline decides is unchanged.

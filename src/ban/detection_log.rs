@@ -1,12 +1,10 @@
 //! Audit log of detections and the ban action taken for each: one JSON object
-//! per line, written by the control thread (never a worker), rotated by size.
+//! per line, rotated by size.
 //!
-//! CONTRACT (other modules code against these names):
-//! - `DetectionRecord<'a>`: one line of the log (Serialize).
-//! - `DetectionLog::{open, write, flush}`: the size-rotated writer.
-//! - `DetectionLogConfig { path, max_bytes, keep, payload_bytes }` with `Default`.
-//! - `DetectionLogError`: what went wrong, naming the path.
-//! - helpers `rfc3339_utc_ms`, `payload_hex`.
+//! Each [`HostDetection`] the [`BanKeeper`](crate::ban::keeper::BanKeeper)
+//! applies becomes one [`DetectionRecord`], with the action it led to, and
+//! [`DetectionLog`] appends it. Only the control thread writes: a worker must
+//! never wait on a disk.
 //!
 //! Rotation follows logrotate's numbering: FILE is always the newest, FILE.1
 //! the one before it, up to FILE.`keep`; anything older is deleted so the log

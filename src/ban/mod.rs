@@ -3,31 +3,29 @@
 //! allowlist that overrides them and the journal that keeps them across
 //! restarts.
 //!
-//! CONTRACT (pipeline.rs / the worker loop and the control loop code against
-//! these names):
-//! - workers: `SnapshotReader::load() -> SnapshotGuard` once per burst,
-//!   `Snapshot::contains(&BanKey, now_ms) -> bool` per address;
-//!   `EventProducer::push(HostDetection) -> bool` (false = ring full,
-//!   counted); `BanKey: From<IpAddr>`.
-//! - control: `event_ring(capacity) -> (EventProducer, EventConsumer)`,
-//!   `BanPolicy::on_detection(&HostDetection) -> Decision`,
-//!   `BanTable::{add, add_static, restore, remove, flush, expire, publish,
-//!   reclaim, reader, get, list, len}`, `Journal::{open, append_add, append_del,
-//!   append_flush, maybe_flush, should_compact, compact, close}`,
-//!   `journal::load(path, now_ms)`.
+//! # Two sides of one table
 //!
-//! Threads: each worker owns one `EventProducer` and a `SnapshotReader`
-//! clone; the control thread owns everything else. Times are unix ms
-//! (`unix_now_ms`); nothing here reads a clock itself, so tests are exact.
+//! Workers only read and report. Once per burst a worker takes the current
+//! [`Snapshot`] from its [`SnapshotReader`] and asks
+//! [`Snapshot::contains`] for each address; what DPI finds it pushes, as a
+//! [`HostDetection`], into its own [`EventProducer`] (a full ring drops the
+//! event and counts it: a worker never waits).
 //!
-//! Control loop, in order: drain each ring → `BanPolicy::on_detection` →
-//! on `Decision::Ban`, `BanTable::add` and `Journal::append_add` (and
-//! `append_del` for an `EvictedOldest` key) → every tick, `BanTable::expire`,
-//! `BanPolicy::prune`, `BanTable::publish` (or `reclaim` when nothing
-//! changed, to free snapshots workers have let go of), `Journal::maybe_flush`,
-//! and `Journal::compact(table.iter())` when `should_compact`.
-//! At start-up: `journal::load` → `BanTable::restore` each → `Journal::open`
-//! → `compact` (drops the torn tail and the expired bans from the file).
+//! The control thread owns everything else, through the
+//! [`keeper::BanKeeper`]: each tick it drains the rings, asks the
+//! [`BanPolicy`] for a [`Decision`], changes the [`BanTable`] and appends to
+//! the [`Journal`], then expires bans and publishes a new snapshot when
+//! something changed (or reclaims the snapshots workers have let go of when
+//! nothing did). Readers never wait for the writer: a publish is one pointer
+//! swap.
+//!
+//! At start-up [`journal::load`] reads the state file back, each ban still in
+//! force is restored into the table, and the journal is compacted, dropping a
+//! torn tail and the bans that expired while the process was down.
+//!
+//! Times are unix milliseconds passed in by the caller
+//! ([`crate::clock::unix_now_ms`]); nothing here reads a clock itself, so
+//! tests are exact.
 pub mod allowlist;
 pub mod detection_log;
 pub mod event;

@@ -3,7 +3,7 @@ use super::names::PciAddress;
 use super::Config;
 
 impl Config {
-    /// EAL argv (without argv[0]) for `rte_eal_init`.
+    /// EAL argv (without `argv[0]`) for `rte_eal_init`.
     pub fn eal_args(&self) -> Vec<String> {
         let eal = &self.eal;
         let pipeline = &self.pipeline;

@@ -1,15 +1,15 @@
 //! YAML configuration: schema, defaults, validation with key paths and lines.
 //!
-//! CONTRACT (used by main.rs and the DPDK runtime; keep these names/types):
-//! `load_file(path) -> Result<Config, ConfigError>`, `from_str(text)`,
-//! `Config::eal_args(&self) -> Vec<String>`, `ConfigError: Display` naming the
-//! key path and line, e.g. `ports[1].rx_queues: must be >= 1 (line 14)`.
+//! [`load_file`] (or [`from_str`]) reads the whole file into a [`Config`],
+//! with every default filled in and every rule checked, before anything is
+//! started: a typo must stop `btblocker run` (and `check-config`) rather
+//! than leave a port or a ban rule silently at its default.
 //!
 //! # Schema
 //!
-//! Three sections; any other key, at any level, is an error. Every error
-//! names the key path and the line, e.g. `eal.memroy_mb: unknown key, …
-//! (line 3)` or `ports[0].device: required (line 5)`.
+//! The sections below; any other key, at any level, is an error. Every
+//! [`ConfigError`] names the key path and the line, e.g. `eal.memroy_mb:
+//! unknown key, … (line 3)` or `ports[0].device: required (line 5)`.
 //!
 //! ```yaml
 //! eal:                      # optional section
@@ -105,7 +105,8 @@
 //!
 //! A running `btblocker run` re-reads its file on SIGHUP, validates it whole
 //! with `load_file`, and applies what it can without touching the ports
-//! (`crate::control::reload` lists which keys apply live and which need a restart).
+//! ([`crate::control::reload`] lists which keys apply live and which need a
+//! restart).
 //!
 //! # Adding a section
 //!

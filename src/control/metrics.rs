@@ -9,11 +9,10 @@
 //! values (cumulative since start, as Prometheus expects of `_total`) and
 //! `Gauge::set` values.
 //!
-//! CONTRACT (others code against these):
-//! - `Metrics::install(listen: SocketAddr) -> Result<Metrics, MetricsError>`
-//! - `Metrics::install_render_only() -> Result<(Metrics, PrometheusHandle), MetricsError>`
-//! - `Metrics::publish(&self, run: &RunSummary, bans: Option<&BanSummary>, publish_latency: Option<Duration>)`
-//! - `MetricsError`, the metric-name constants and `DESCRIPTIONS`.
+//! [`DESCRIPTIONS`] lists every metric exported, with its kind, unit and
+//! help text. Each name is spelled once, in its constant (such as
+//! [`RX_PACKETS`]): the Grafana dashboard (`dashboards/`) and the testbed
+//! checks (`scripts/`) query these names, so renaming one breaks them.
 use std::net::SocketAddr;
 use std::time::Duration;
 

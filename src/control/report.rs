@@ -98,9 +98,9 @@ pub struct RunSummary {
     pub parse: ParseSummary,
     pub dpi: DpiSummary,
     pub enforcement: EnforcementSummary,
-    /// The control lcore's ban table (set by the runtime).
+    /// The control lcore's ban table (set by `btblocker run`).
     pub bans: Option<BanSummary>,
-    /// SIGHUP reloads so far, applied and refused (set by the runtime).
+    /// SIGHUP reloads so far, applied and refused (set by `btblocker run`).
     pub config_reloads: ReloadCounts,
 }
 

@@ -12,8 +12,9 @@
 //! slot. A lookup reads that line and then only the slot whose tag matches; a
 //! miss or an eviction choice never touches the other slots. So a lookup costs
 //! one or two cache lines instead of up to eight, and
-//! [`FlowTable::prefetch_bucket`] lets a caller start loading the line for
-//! every packet of a burst before it looks any of them up.
+//! [`FlowTable::bucket_line`] gives a caller that line's address, so it can
+//! start loading the lines of a burst's packets before it looks any of them
+//! up.
 use std::net::IpAddr;
 
 use crate::dpi::{Detection, Direction, FlowDpiState};
@@ -281,8 +282,9 @@ impl FlowTable {
         }
     }
 
-    /// The hash a lookup of `key` uses; `prefetch_bucket` and
-    /// `lookup_hashed` take it so a burst hashes each packet once.
+    /// The hash a lookup of `key` uses; [`FlowTable::bucket_line`] and
+    /// [`FlowTable::lookup_hashed`] take it so a burst hashes each packet
+    /// once.
     #[inline]
     pub fn hash(&self, key: &FlowKey) -> u64 {
         key.hash(self.seed)

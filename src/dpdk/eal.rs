@@ -9,7 +9,7 @@ pub struct Eal {
 }
 
 impl Eal {
-    /// Starts EAL with `args` (argv without argv[0]). Can succeed once per process.
+    /// Starts EAL with `args` (argv without `argv[0]`). Can succeed once per process.
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
         let mut owned: Vec<CString> = Vec::with_capacity(args.len() + 1);
         owned.push(CString::new("btblocker").expect("no NUL in a literal"));

@@ -1,5 +1,5 @@
 //! Local Service Discovery (BEP 14): an HTTP-like `BT-SEARCH * HTTP/1.1`
-//! announce multicast to 239.192.152.143:6771 or [ff15::efc0:988f]:6771, with
+//! announce multicast to 239.192.152.143:6771 or `[ff15::efc0:988f]:6771`, with
 //! `Host`, `Port` and one or more `Infohash` headers. The request line with an
 //! `Infohash:` header is unique to BitTorrent (Definitive); the request line
 //! alone is Strong, and Definitive when sent to the LSD group and port.

@@ -1,6 +1,6 @@
 //! The pipeline bench harness (benches/pipeline.rs drives it): EAL with one
 //! in-memory loopback port per worker, then the REAL worker loop
-//! (`worker::run`, or `worker::run_bare` for the I/O floor) on each worker
+//! ([`worker::run`], or [`worker::run_bare`] for the I/O floor) on each worker
 //! lcore for a warm-up and a measured window. Rates come from the workers' own
 //! counters; cycles per packet from the TSC over the window (a polling lcore is
 //! 100 % busy, so every cycle of the window belongs to its packets).

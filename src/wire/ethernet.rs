@@ -21,6 +21,24 @@ pub const VLAN_TAG_LEN: usize = 4;
 /// QinQ: an outer service tag and an inner customer tag.
 pub const MAX_VLAN_TAGS: usize = 2;
 
+mod field {
+    use crate::wire::field::Field;
+
+    pub(super) const DESTINATION: Field<0, 6> = Field;
+    pub(super) const SOURCE: Field<6, 6> = Field;
+    pub(super) const ETHERTYPE: Field<12, 2> = Field;
+}
+
+mod vlan_field {
+    use crate::wire::field::Field;
+
+    /// Tag control information: priority (3 bits), drop eligible (1), VLAN
+    /// id (12).
+    pub(super) const TCI: Field<0, 2> = Field;
+    /// The ethertype of what follows the tag.
+    pub(super) const ETHERTYPE: Field<2, 2> = Field;
+}
+
 /// Whether `ethertype` announces a VLAN tag rather than a payload.
 #[inline]
 pub fn is_vlan_tpid(ethertype: u16) -> bool {
@@ -48,16 +66,16 @@ impl<'a> EthernetFrame<'a> {
     }
 
     pub fn dst_mac(&self) -> [u8; 6] {
-        self.header.array::<0, 6>()
+        self.header.array(field::DESTINATION)
     }
 
     pub fn src_mac(&self) -> [u8; 6] {
-        self.header.array::<6, 6>()
+        self.header.array(field::SOURCE)
     }
 
     #[inline]
     pub fn ethertype(&self) -> u16 {
-        self.header.be16::<12>()
+        self.header.be16(field::ETHERTYPE)
     }
 
     #[inline]
@@ -83,15 +101,17 @@ impl<'a> VlanTag<'a> {
 
     /// Tag control information: priority (3 bits), drop eligible (1), VLAN id (12).
     pub fn tci(&self) -> u16 {
-        self.header.be16::<0>()
+        self.header.be16(vlan_field::TCI)
     }
 
+    /// The top three bits of the TCI.
     pub fn priority(&self) -> u8 {
-        self.header.u8::<0>() >> 5
+        let [high, _] = self.header.array(vlan_field::TCI);
+        high >> 5
     }
 
     pub fn drop_eligible(&self) -> bool {
-        self.header.u8::<0>() & 0x10 != 0
+        self.tci() & 0x1000 != 0
     }
 
     #[inline]
@@ -101,7 +121,7 @@ impl<'a> VlanTag<'a> {
 
     #[inline]
     pub fn ethertype(&self) -> u16 {
-        self.header.be16::<2>()
+        self.header.be16(vlan_field::ETHERTYPE)
     }
 
     #[inline]

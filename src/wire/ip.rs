@@ -2,8 +2,9 @@
 //! this packet carries its header.
 use std::net::IpAddr;
 
-use super::ipv4::Ipv4Packet;
-use super::ipv6::Ipv6Packet;
+use super::ethernet::MAX_VLAN_TAGS;
+use super::ipv4::{self, Ipv4Packet};
+use super::ipv6::{self, Ipv6Packet};
 use super::tcp::TcpSegment;
 use super::udp::UdpDatagram;
 use super::{Fragment, Packet, ParseError, L4};
@@ -83,8 +84,8 @@ pub fn parse_ipv6(bytes: &[u8]) -> Result<Packet<'_>, ParseError> {
 pub fn parse_any(bytes: &[u8]) -> Result<Packet<'_>, ParseError> {
     match bytes.first().map(|b| b >> 4) {
         None => Err(ParseError::TruncatedIp),
-        Some(4) => parse_ipv4(bytes),
-        Some(6) => parse_ipv6(bytes),
+        Some(ipv4::VERSION) => parse_ipv4(bytes),
+        Some(ipv6::VERSION) => parse_ipv6(bytes),
         Some(_) => Err(ParseError::UnknownIpVersion),
     }
 }
@@ -100,7 +101,7 @@ fn packet<'a>(
 ) -> Packet<'a> {
     Packet {
         vlan_tags: 0,
-        vlan_ids: [0; 2],
+        vlan_ids: [0; MAX_VLAN_TAGS],
         src,
         dst,
         fragment,

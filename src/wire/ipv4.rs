@@ -6,6 +6,32 @@ use super::field::FixedHeader;
 use super::{Fragment, ParseError};
 
 pub const MIN_HEADER_LEN: usize = 20;
+/// The version nibble of an IPv4 header.
+pub const VERSION: u8 = 4;
+
+mod field {
+    use crate::wire::field::Field;
+
+    /// Version (high nibble) and header length in 32-bit words (low nibble).
+    pub(super) const VER_IHL: Field<0, 1> = Field;
+    /// DSCP (high six bits) and ECN (low two).
+    pub(super) const DSCP_ECN: Field<1, 1> = Field;
+    /// Total length: header, options and payload.
+    pub(super) const LENGTH: Field<2, 2> = Field;
+    pub(super) const IDENT: Field<4, 2> = Field;
+    /// Flags (top three bits) and fragment offset (the rest).
+    pub(super) const FLG_OFF: Field<6, 2> = Field;
+    pub(super) const TTL: Field<8, 1> = Field;
+    pub(super) const PROTOCOL: Field<9, 1> = Field;
+    pub(super) const CHECKSUM: Field<10, 2> = Field;
+    pub(super) const SRC_ADDR: Field<12, 4> = Field;
+    pub(super) const DST_ADDR: Field<16, 4> = Field;
+}
+
+// The parts of `field::FLG_OFF`.
+const DONT_FRAGMENT: u16 = 0x4000;
+const MORE_FRAGMENTS: u16 = 0x2000;
+const FRAGMENT_OFFSET: u16 = 0x1FFF;
 
 /// An IPv4 packet whose header, options and total length have been checked
 /// against the buffer.
@@ -22,18 +48,17 @@ impl<'a> Ipv4Packet<'a> {
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, ParseError> {
         let (header, rest) =
             FixedHeader::<MIN_HEADER_LEN>::split_from(bytes).ok_or(ParseError::TruncatedIpv4)?;
-        let version_ihl = header.u8::<0>();
-        if version_ihl >> 4 != 4 {
+        if version(header) != VERSION {
             return Err(ParseError::BadIpv4Version);
         }
-        let header_len = usize::from(version_ihl & 0x0F) * 4;
+        let header_len = header_len(header);
         let options_len = header_len
             .checked_sub(MIN_HEADER_LEN)
             .ok_or(ParseError::BadIpv4HeaderLength)?;
         let (options, _) = rest
             .split_at_checked(options_len)
             .ok_or(ParseError::TruncatedIpv4)?;
-        let total_len = usize::from(header.be16::<2>());
+        let total_len = usize::from(header.be16(field::LENGTH));
         // `get` refuses both a total length shorter than the header and one
         // longer than the bytes we have; anything past it is link padding.
         let payload = bytes
@@ -47,43 +72,43 @@ impl<'a> Ipv4Packet<'a> {
     }
 
     pub fn version(&self) -> u8 {
-        self.header.u8::<0>() >> 4
+        version(self.header)
     }
 
     /// Header length in bytes, options included (20..=60).
     pub fn header_len(&self) -> usize {
-        usize::from(self.header.u8::<0>() & 0x0F) * 4
+        header_len(self.header)
     }
 
     pub fn dscp(&self) -> u8 {
-        self.header.u8::<1>() >> 2
+        self.header.u8(field::DSCP_ECN) >> 2
     }
 
     pub fn ecn(&self) -> u8 {
-        self.header.u8::<1>() & 0x03
+        self.header.u8(field::DSCP_ECN) & 0x03
     }
 
     pub fn total_len(&self) -> u16 {
-        self.header.be16::<2>()
+        self.header.be16(field::LENGTH)
     }
 
     pub fn ident(&self) -> u16 {
-        self.header.be16::<4>()
+        self.header.be16(field::IDENT)
     }
 
     pub fn dont_fragment(&self) -> bool {
-        self.header.u8::<6>() & 0x40 != 0
+        self.header.be16(field::FLG_OFF) & DONT_FRAGMENT != 0
     }
 
     #[inline]
     pub fn more_fragments(&self) -> bool {
-        self.header.u8::<6>() & 0x20 != 0
+        self.header.be16(field::FLG_OFF) & MORE_FRAGMENTS != 0
     }
 
     /// Fragment offset in 8-byte units.
     #[inline]
     pub fn fragment_offset(&self) -> u16 {
-        self.header.be16::<6>() & 0x1FFF
+        self.header.be16(field::FLG_OFF) & FRAGMENT_OFFSET
     }
 
     #[inline]
@@ -97,26 +122,26 @@ impl<'a> Ipv4Packet<'a> {
 
     #[inline]
     pub fn ttl(&self) -> u8 {
-        self.header.u8::<8>()
+        self.header.u8(field::TTL)
     }
 
     #[inline]
     pub fn protocol(&self) -> u8 {
-        self.header.u8::<9>()
+        self.header.u8(field::PROTOCOL)
     }
 
     pub fn checksum(&self) -> u16 {
-        self.header.be16::<10>()
+        self.header.be16(field::CHECKSUM)
     }
 
     #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.header.array::<12, 4>())
+        Ipv4Addr::from(self.header.array(field::SRC_ADDR))
     }
 
     #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.header.array::<16, 4>())
+        Ipv4Addr::from(self.header.array(field::DST_ADDR))
     }
 
     pub fn options(&self) -> &'a [u8] {
@@ -128,6 +153,17 @@ impl<'a> Ipv4Packet<'a> {
     pub fn payload(&self) -> &'a [u8] {
         self.payload
     }
+}
+
+#[inline(always)]
+fn version(header: FixedHeader<'_, MIN_HEADER_LEN>) -> u8 {
+    header.u8(field::VER_IHL) >> 4
+}
+
+/// The IHL in bytes; below [`MIN_HEADER_LEN`] in a malformed header.
+#[inline(always)]
+fn header_len(header: FixedHeader<'_, MIN_HEADER_LEN>) -> usize {
+    usize::from(header.u8(field::VER_IHL) & 0x0F) * 4
 }
 
 #[cfg(test)]

@@ -8,6 +8,24 @@ use super::ipv6_ext::{self, UpperLayer};
 use super::ParseError;
 
 pub const HEADER_LEN: usize = 40;
+/// The version nibble of an IPv6 header.
+pub const VERSION: u8 = 6;
+
+mod field {
+    use crate::wire::field::Field;
+
+    /// Version (4 bits), traffic class (8), flow label (20).
+    pub(super) const VER_TC_FLOW: Field<0, 4> = Field;
+    /// The first byte of `VER_TC_FLOW`: the version is its high nibble. Read
+    /// alone so the version check loads one byte.
+    pub(super) const VER_TC: Field<0, 1> = Field;
+    /// Extension headers and upper layer, in bytes.
+    pub(super) const LENGTH: Field<4, 2> = Field;
+    pub(super) const NXT_HDR: Field<6, 1> = Field;
+    pub(super) const HOP_LIMIT: Field<7, 1> = Field;
+    pub(super) const SRC_ADDR: Field<8, 16> = Field;
+    pub(super) const DST_ADDR: Field<24, 16> = Field;
+}
 
 /// An IPv6 packet whose payload length has been checked against the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,54 +40,54 @@ impl<'a> Ipv6Packet<'a> {
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, ParseError> {
         let (header, rest) =
             FixedHeader::<HEADER_LEN>::split_from(bytes).ok_or(ParseError::TruncatedIpv6)?;
-        if header.u8::<0>() >> 4 != 6 {
+        if version(header) != VERSION {
             return Err(ParseError::BadIpv6Version);
         }
         // A payload length of 0 with a hop-by-hop jumbo option (RFC 2675)
         // cannot occur on any link we read (all have MTUs far below 64 KiB),
         // so 0 is taken at its word and yields an empty payload.
         let payload = rest
-            .get(..usize::from(header.be16::<4>()))
+            .get(..usize::from(header.be16(field::LENGTH)))
             .ok_or(ParseError::BadIpv6PayloadLength)?;
         Ok(Ipv6Packet { header, payload })
     }
 
     pub fn version(&self) -> u8 {
-        self.header.u8::<0>() >> 4
+        version(self.header)
     }
 
     pub fn traffic_class(&self) -> u8 {
-        let [hi, lo] = self.header.array::<0, 2>();
+        let [hi, lo, ..] = self.header.array(field::VER_TC_FLOW);
         (hi << 4) | (lo >> 4)
     }
 
     pub fn flow_label(&self) -> u32 {
-        self.header.be32::<0>() & 0x000F_FFFF
+        self.header.be32(field::VER_TC_FLOW) & 0x000F_FFFF
     }
 
     pub fn payload_len(&self) -> u16 {
-        self.header.be16::<4>()
+        self.header.be16(field::LENGTH)
     }
 
     /// The protocol of the first header after the fixed header.
     #[inline]
     pub fn next_header(&self) -> u8 {
-        self.header.u8::<6>()
+        self.header.u8(field::NXT_HDR)
     }
 
     #[inline]
     pub fn hop_limit(&self) -> u8 {
-        self.header.u8::<7>()
+        self.header.u8(field::HOP_LIMIT)
     }
 
     #[inline]
     pub fn src_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(self.header.array::<8, 16>())
+        Ipv6Addr::from(self.header.array(field::SRC_ADDR))
     }
 
     #[inline]
     pub fn dst_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(self.header.array::<24, 16>())
+        Ipv6Addr::from(self.header.array(field::DST_ADDR))
     }
 
     /// Extension headers and upper layer, exactly `payload_len` bytes.
@@ -83,6 +101,11 @@ impl<'a> Ipv6Packet<'a> {
     pub fn upper_layer(&self) -> Result<UpperLayer<'a>, ParseError> {
         ipv6_ext::walk(self.next_header(), self.payload)
     }
+}
+
+#[inline(always)]
+fn version(header: FixedHeader<'_, HEADER_LEN>) -> u8 {
+    header.u8(field::VER_TC) >> 4
 }
 
 #[cfg(test)]

@@ -28,6 +28,28 @@ pub mod next_header {
 /// The most extension headers one packet may carry before it is refused.
 pub const MAX_EXTENSION_HEADERS: u8 = 8;
 pub const FRAGMENT_HEADER_LEN: usize = 8;
+/// The part every extension-header format shares: next header and length.
+const EXTENSION_FIXED_LEN: usize = 2;
+
+/// [`ExtensionHeader`]'s common first two bytes.
+mod ext_field {
+    use crate::wire::field::Field;
+
+    pub(super) const NXT_HDR: Field<0, 1> = Field;
+    /// The header's length in 8-byte units (4-byte units for AH), not
+    /// counting the first unit (first two for AH).
+    pub(super) const LENGTH: Field<1, 1> = Field;
+}
+
+/// [`FragmentHeader`]'s fields.
+mod frag_field {
+    use crate::wire::field::Field;
+
+    pub(super) const NXT_HDR: Field<0, 1> = Field;
+    /// Fragment offset in 8-byte units (13 bits), reserved (2), M (1).
+    pub(super) const FR_OF_M: Field<2, 2> = Field;
+    pub(super) const IDENT: Field<4, 4> = Field;
+}
 
 /// Whether `protocol` is an extension header that `walk` steps over.
 #[inline]
@@ -56,8 +78,8 @@ pub struct UpperLayer<'a> {
 /// or an authentication header, whose length counts 4-byte units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExtensionHeader<'a> {
-    fixed: FixedHeader<'a, 2>,
-    /// Bytes after the first two, up to the header's end.
+    fixed: FixedHeader<'a, EXTENSION_FIXED_LEN>,
+    /// Bytes after the fixed part, up to the header's end.
     body: &'a [u8],
     payload: &'a [u8],
 }
@@ -67,14 +89,14 @@ impl<'a> ExtensionHeader<'a> {
     #[inline]
     pub fn new_checked(kind: u8, bytes: &'a [u8]) -> Result<Self, ParseError> {
         let (fixed, rest) =
-            FixedHeader::<2>::split_from(bytes).ok_or(ParseError::TruncatedIpv6Extension)?;
-        let units = usize::from(fixed.u8::<1>());
+            FixedHeader::split_from(bytes).ok_or(ParseError::TruncatedIpv6Extension)?;
+        let units = usize::from(fixed.u8(ext_field::LENGTH));
         // Whole length: (units + 2) * 4 for AH, (units + 1) * 8 otherwise;
-        // the body is that less the two bytes already split off.
+        // the body is that less the fixed part already split off.
         let body_len = if kind == next_header::AUTH {
-            units * 4 + 6
+            units * 4 + 8 - EXTENSION_FIXED_LEN
         } else {
-            units * 8 + 6
+            units * 8 + 8 - EXTENSION_FIXED_LEN
         };
         let (body, payload) = rest
             .split_at_checked(body_len)
@@ -88,12 +110,12 @@ impl<'a> ExtensionHeader<'a> {
 
     #[inline]
     pub fn next_header(&self) -> u8 {
-        self.fixed.u8::<0>()
+        self.fixed.u8(ext_field::NXT_HDR)
     }
 
     /// The header's whole length in bytes.
     pub fn len(&self) -> usize {
-        self.body.len() + 2
+        self.body.len() + EXTENSION_FIXED_LEN
     }
 
     /// Never true: the shortest extension header is 8 bytes.
@@ -129,22 +151,22 @@ impl<'a> FragmentHeader<'a> {
 
     #[inline]
     pub fn next_header(&self) -> u8 {
-        self.header.u8::<0>()
+        self.header.u8(frag_field::NXT_HDR)
     }
 
     /// Fragment offset in 8-byte units.
     #[inline]
     pub fn offset(&self) -> u16 {
-        self.header.be16::<2>() >> 3
+        self.header.be16(frag_field::FR_OF_M) >> 3
     }
 
     #[inline]
     pub fn more_fragments(&self) -> bool {
-        self.header.be16::<2>() & 1 != 0
+        self.header.be16(frag_field::FR_OF_M) & 1 != 0
     }
 
     pub fn ident(&self) -> u32 {
-        self.header.be32::<4>()
+        self.header.be32(frag_field::IDENT)
     }
 
     /// Offset 0 without "more fragments" is an atomic fragment (RFC 6946):

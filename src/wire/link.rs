@@ -73,6 +73,30 @@ pub const SLL_HEADER_LEN: usize = 16;
 pub const SLL2_HEADER_LEN: usize = 20;
 pub const NULL_HEADER_LEN: usize = 4;
 
+mod sll_field {
+    use crate::wire::field::Field;
+
+    pub(super) const PACKET_TYPE: Field<0, 2> = Field;
+    pub(super) const ARPHRD_TYPE: Field<2, 2> = Field;
+    pub(super) const PROTOCOL: Field<14, 2> = Field;
+}
+
+mod sll2_field {
+    use crate::wire::field::Field;
+
+    pub(super) const PROTOCOL: Field<0, 2> = Field;
+    pub(super) const INTERFACE_INDEX: Field<4, 4> = Field;
+    pub(super) const ARPHRD_TYPE: Field<8, 2> = Field;
+    pub(super) const PACKET_TYPE: Field<10, 1> = Field;
+}
+
+mod null_field {
+    use crate::wire::field::Field;
+
+    /// The `AF_` value, in the capturing machine's byte order.
+    pub(super) const FAMILY: Field<0, 4> = Field;
+}
+
 /// Linux cooked capture v1: packet type, ARPHRD type, address length,
 /// 8 address bytes, protocol. The protocol is an ethertype for every device
 /// that carries IP, and libpcap re-inserts VLAN tags after this header.
@@ -92,16 +116,16 @@ impl<'a> SllHeader<'a> {
 
     /// 0 to us, 1 broadcast, 2 multicast, 3 to someone else, 4 sent by us.
     pub fn packet_type(&self) -> u16 {
-        self.header.be16::<0>()
+        self.header.be16(sll_field::PACKET_TYPE)
     }
 
     pub fn arphrd_type(&self) -> u16 {
-        self.header.be16::<2>()
+        self.header.be16(sll_field::ARPHRD_TYPE)
     }
 
     #[inline]
     pub fn protocol(&self) -> u16 {
-        self.header.be16::<14>()
+        self.header.be16(sll_field::PROTOCOL)
     }
 
     #[inline]
@@ -128,19 +152,19 @@ impl<'a> Sll2Header<'a> {
 
     #[inline]
     pub fn protocol(&self) -> u16 {
-        self.header.be16::<0>()
+        self.header.be16(sll2_field::PROTOCOL)
     }
 
     pub fn interface_index(&self) -> u32 {
-        self.header.be32::<4>()
+        self.header.be32(sll2_field::INTERFACE_INDEX)
     }
 
     pub fn arphrd_type(&self) -> u16 {
-        self.header.be16::<8>()
+        self.header.be16(sll2_field::ARPHRD_TYPE)
     }
 
     pub fn packet_type(&self) -> u8 {
-        self.header.u8::<10>()
+        self.header.u8(sll2_field::PACKET_TYPE)
     }
 
     #[inline]
@@ -178,7 +202,7 @@ impl<'a> NullHeader<'a> {
     /// is unambiguous.
     #[inline]
     pub fn family(&self) -> Option<NullFamily> {
-        let raw = self.header.array::<0, 4>();
+        let raw = self.header.array(null_field::FAMILY);
         [u32::from_le_bytes(raw), u32::from_be_bytes(raw)]
             .into_iter()
             .find_map(|family| match family {

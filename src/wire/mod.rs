@@ -1,15 +1,17 @@
 //! Zero-copy header views: Ethernet, 802.1Q/QinQ, IPv4, IPv6, TCP, UDP.
 //!
-//! CONTRACT (used by pipeline.rs, dpi, flow, analyze; keep these names/types):
-//! `parse_ethernet(frame) -> Result<Parsed, ParseError>` and `parse_ip(datagram)`
-//! (raw IP link types); `ParseError::COUNT`, `ParseError::index()`,
-//! `ParseError::name()` (snake_case, used as a metric label), `ParseError::ALL`.
-//! Added: `parse_link(LinkType, frame)` for pcap link types.
+//! [`parse_ethernet`] turns a frame into a [`Parsed`] packet (addresses, VLAN
+//! ids, fragment position and the TCP/UDP header and payload) or a
+//! [`ParseError`] that says which header was wrong (workers count each kind,
+//! by [`ParseError::index`]; reports and metrics label it by
+//! [`ParseError::name`]). [`parse_ip`] and [`parse_link`] do the same for the
+//! other link types a capture file may hold.
 //!
 //! Each header has a view in the style of smoltcp's `wire`: `new_checked`
 //! checks every length once, up front, and keeps the header's fixed part as
-//! a fixed-size array, so its accessors cannot read out of bounds. Nothing
-//! here allocates or panics, whatever the input; the parsers are
+//! a fixed-size array; each module names its fields by offset in a private
+//! `mod field`, and its accessors cannot read out of bounds (see `field.rs`).
+//! Nothing here allocates or panics, whatever the input; the parsers are
 //! fuzzed (`fuzz/`). Lengths inside the packet (IPv4 total length, IPv6
 //! payload length, UDP length) cut the payload, so link padding never reaches
 //! DPI.

@@ -5,6 +5,22 @@ use super::ParseError;
 
 pub const MIN_HEADER_LEN: usize = 20;
 
+mod field {
+    use crate::wire::field::Field;
+
+    pub(super) const SRC_PORT: Field<0, 2> = Field;
+    pub(super) const DST_PORT: Field<2, 2> = Field;
+    pub(super) const SEQ_NUM: Field<4, 4> = Field;
+    pub(super) const ACK_NUM: Field<8, 4> = Field;
+    /// High nibble: the header length in 32-bit words; low nibble reserved.
+    pub(super) const DATA_OFFSET: Field<12, 1> = Field;
+    /// See [`super::flags`].
+    pub(super) const FLAGS: Field<13, 1> = Field;
+    pub(super) const WIN_SIZE: Field<14, 2> = Field;
+    pub(super) const CHECKSUM: Field<16, 2> = Field;
+    pub(super) const URGENT: Field<18, 2> = Field;
+}
+
 /// Bits of the flags byte (`L4::Tcp::flags`, `TcpSegment::flags`).
 pub mod flags {
     pub const FIN: u8 = 0x01;
@@ -30,8 +46,7 @@ impl<'a> TcpSegment<'a> {
     pub fn new_checked(segment: &'a [u8]) -> Result<Self, ParseError> {
         let (header, rest) =
             FixedHeader::<MIN_HEADER_LEN>::split_from(segment).ok_or(ParseError::TruncatedTcp)?;
-        let header_len = usize::from(header.u8::<12>() >> 4) * 4;
-        let options_len = header_len
+        let options_len = header_len(header)
             .checked_sub(MIN_HEADER_LEN)
             .ok_or(ParseError::BadTcpDataOffset)?;
         let (options, payload) = rest
@@ -46,46 +61,46 @@ impl<'a> TcpSegment<'a> {
 
     #[inline]
     pub fn src_port(&self) -> u16 {
-        self.header.be16::<0>()
+        self.header.be16(field::SRC_PORT)
     }
 
     #[inline]
     pub fn dst_port(&self) -> u16 {
-        self.header.be16::<2>()
+        self.header.be16(field::DST_PORT)
     }
 
     #[inline]
     pub fn seq(&self) -> u32 {
-        self.header.be32::<4>()
+        self.header.be32(field::SEQ_NUM)
     }
 
     #[inline]
     pub fn ack(&self) -> u32 {
-        self.header.be32::<8>()
+        self.header.be32(field::ACK_NUM)
     }
 
     /// Header length in bytes, options included (20..=60).
     pub fn header_len(&self) -> usize {
-        usize::from(self.header.u8::<12>() >> 4) * 4
+        header_len(self.header)
     }
 
     /// CWR ECE URG ACK PSH RST SYN FIN; see [`flags`].
     #[inline]
     pub fn flags(&self) -> u8 {
-        self.header.u8::<13>()
+        self.header.u8(field::FLAGS)
     }
 
     #[inline]
     pub fn window(&self) -> u16 {
-        self.header.be16::<14>()
+        self.header.be16(field::WIN_SIZE)
     }
 
     pub fn checksum(&self) -> u16 {
-        self.header.be16::<16>()
+        self.header.be16(field::CHECKSUM)
     }
 
     pub fn urgent_pointer(&self) -> u16 {
-        self.header.be16::<18>()
+        self.header.be16(field::URGENT)
     }
 
     pub fn options(&self) -> &'a [u8] {
@@ -96,6 +111,12 @@ impl<'a> TcpSegment<'a> {
     pub fn payload(&self) -> &'a [u8] {
         self.payload
     }
+}
+
+/// The data offset in bytes; below [`MIN_HEADER_LEN`] in a malformed segment.
+#[inline(always)]
+fn header_len(header: FixedHeader<'_, MIN_HEADER_LEN>) -> usize {
+    usize::from(header.u8(field::DATA_OFFSET) >> 4) * 4
 }
 
 #[cfg(test)]

@@ -4,6 +4,16 @@ use super::ParseError;
 
 pub const HEADER_LEN: usize = 8;
 
+mod field {
+    use crate::wire::field::Field;
+
+    pub(super) const SRC_PORT: Field<0, 2> = Field;
+    pub(super) const DST_PORT: Field<2, 2> = Field;
+    /// Header plus payload, in bytes.
+    pub(super) const LENGTH: Field<4, 2> = Field;
+    pub(super) const CHECKSUM: Field<6, 2> = Field;
+}
+
 /// A UDP datagram whose length field has been checked against its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UdpDatagram<'a> {
@@ -18,7 +28,7 @@ impl<'a> UdpDatagram<'a> {
         let (header, _) = FixedHeader::split_from(bytes).ok_or(ParseError::TruncatedUdp)?;
         // Refuses a length below the header and one beyond the IP payload.
         let payload = bytes
-            .get(HEADER_LEN..usize::from(header.be16::<4>()))
+            .get(HEADER_LEN..usize::from(header.be16(field::LENGTH)))
             .ok_or(ParseError::BadUdpLength)?;
         Ok(UdpDatagram { header, payload })
     }
@@ -29,7 +39,7 @@ impl<'a> UdpDatagram<'a> {
     #[inline]
     pub fn new_checked_first_fragment(bytes: &'a [u8]) -> Result<Self, ParseError> {
         let (header, rest) = FixedHeader::split_from(bytes).ok_or(ParseError::TruncatedUdp)?;
-        let payload_len = usize::from(header.be16::<4>())
+        let payload_len = usize::from(header.be16(field::LENGTH))
             .checked_sub(HEADER_LEN)
             .ok_or(ParseError::BadUdpLength)?;
         let payload = rest.get(..payload_len).unwrap_or(rest);
@@ -38,21 +48,21 @@ impl<'a> UdpDatagram<'a> {
 
     #[inline]
     pub fn src_port(&self) -> u16 {
-        self.header.be16::<0>()
+        self.header.be16(field::SRC_PORT)
     }
 
     #[inline]
     pub fn dst_port(&self) -> u16 {
-        self.header.be16::<2>()
+        self.header.be16(field::DST_PORT)
     }
 
     /// Header plus payload, as the sender wrote it.
     pub fn length(&self) -> u16 {
-        self.header.be16::<4>()
+        self.header.be16(field::LENGTH)
     }
 
     pub fn checksum(&self) -> u16 {
-        self.header.be16::<6>()
+        self.header.be16(field::CHECKSUM)
     }
 
     #[inline]

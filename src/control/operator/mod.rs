@@ -2,7 +2,7 @@
 //! running daemon over a Unix socket. One JSON request line per connection,
 //! one JSON reply line back ([`protocol`]). The socket's thread
 //! ([`server`]) only parses and forwards: the control loop answers, because
-//! it alone may change the ban table ([`execute`]). Safe Rust, no DPDK.
+//! it alone may change the ban table ([`execute()`]). Safe Rust, no DPDK.
 pub mod client;
 pub mod execute;
 pub mod protocol;

@@ -26,7 +26,7 @@ impl Lane {
 
 #[derive(Clone, Debug, Default)]
 pub struct Flight {
-    /// [side][queue], by the side the packets were sent into.
+    /// `[side][queue]`, by the side the packets were sent into.
     lanes: [[Lane; MAX_QUEUES as usize]; 2],
     progress: u64,
 }

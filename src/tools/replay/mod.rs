@@ -3,7 +3,7 @@
 //! ports connect to, sends a capture's inside→outside packets into the inside
 //! port and outside→inside into the outside port, and counts and keeps what
 //! btblocker forwards. This module is the safe part (what to send where, pacing,
-//! counting, reports); the DPDK loop is [`player`].
+//! counting, reports); the DPDK loop is `player` (DPDK builds only).
 pub mod barrier;
 pub mod flight;
 pub mod pacing;

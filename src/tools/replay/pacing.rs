@@ -50,7 +50,7 @@ impl Pacer {
 /// is descheduled, btblocker would find that ring full and drop. Packets
 /// btblocker drops on purpose (banned hosts) never come back: when the window
 /// is full and nothing moves for `stall_ticks`, the sender probes with
-/// barriers (see `replay::barrier`), which settle what is really in flight.
+/// barriers (see [`super::barrier`]), which settle what is really in flight.
 #[derive(Clone, Copy, Debug)]
 pub struct Window {
     /// 0: no limit.

@@ -1,7 +1,7 @@
 //! `btblocker replay` on DPDK: two `net_vhost` ports (vhost-user servers), one
 //! lcore that sends the plan's frames and polls every RX queue of both ports
 //! all the time. What to send where, pacing and counting are safe code in
-//! `crate::tools::replay`; this file only moves mbufs.
+//! [`crate::tools::replay`]; this file only moves mbufs.
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -126,7 +126,7 @@ impl ReplaySettings {
         Ok(())
     }
 
-    /// EAL argv (without argv[0]): one lcore, no hugepages, no PCI, and the
+    /// EAL argv (without `argv[0]`): one lcore, no hugepages, no PCI, and the
     /// two vhost-user server ports.
     pub fn eal_args(&self) -> Vec<String> {
         let mut args: Vec<String> = [
