@@ -41,7 +41,7 @@ fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy: deps
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features bench -- -D warnings
 	$(CARGO) clippy --no-default-features --all-targets -- -D warnings
 
 # Rustdoc with warnings as errors, so a doc link to a renamed or moved item

@@ -21,7 +21,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-MAX_FRAME = 1518  # replay skips longer frames (src/replay/plan.rs)
+MAX_FRAME = 1518  # replay skips longer frames (src/tools/replay/plan.rs)
 DLT_EN10MB = 1
 failures = 0
 
@@ -145,7 +145,7 @@ def metric(body, name, port=None):
     return None
 
 
-# The generator's barrier frames (src/replay/barrier.rs: 60 bytes, EtherType
+# The generator's barrier frames (src/tools/replay/barrier.rs: 60 bytes, EtherType
 # 0x88b5) pass through btblocker like any frame and are counted there too.
 BARRIER_BYTES = 60
 
