@@ -312,15 +312,13 @@ impl<S: EventSink> Pipeline<S> {
             return FlowVerdict::Pending;
         };
         let payload = packet.l4.payload();
-        let (flow, dir) = Self::track(
-            &mut self.flows,
-            &self.counters,
-            &mut self.sink,
-            transport,
-            Endpoint::new(packet.src, sport),
-            Endpoint::new(packet.dst, dport),
-            now_ns,
-        );
+        let src = Endpoint::new(packet.src, sport);
+        let dst = Endpoint::new(packet.dst, dport);
+        let on_retire = count_retired(&self.counters, &mut self.sink);
+        let (flow, dir, created) = self.flows.lookup(transport, src, dst, now_ns, on_retire);
+        if created {
+            self.counters.flows.created.inc();
+        }
         let d = &mut flow.dirs[dir.index()];
         d.packets += 1;
         d.bytes += payload.len() as u64;
@@ -351,31 +349,6 @@ impl<S: EventSink> Pipeline<S> {
         let event = self.detection_event(port, &ctx, endpoints, detection, index, burst);
         self.sink.detection(&event);
         FlowVerdict::BitTorrent
-    }
-
-    /// The packet's flow, found or created (counting the flows that expire or
-    /// are evicted on the way), and the packet's direction in it.
-    #[inline]
-    fn track<'f>(
-        flows: &'f mut FlowTable,
-        counters: &WorkerCounters,
-        sink: &mut S,
-        transport: Transport,
-        src: Endpoint,
-        dst: Endpoint,
-        now_ns: u64,
-    ) -> (&'f mut Flow, Direction) {
-        let (flow, dir, created) = flows.lookup(transport, src, dst, now_ns, |f, why| {
-            match why {
-                Retired::Expired => counters.flows.expired.inc(),
-                Retired::Evicted => counters.flows.evicted.inc(),
-            }
-            sink.flow_retired(f, why);
-        });
-        if created {
-            counters.flows.created.inc();
-        }
-        (flow, dir)
     }
 
     /// What the event sink hears of a flow judged BitTorrent by `ctx`'s packet.
@@ -421,6 +394,22 @@ impl<S: EventSink> Pipeline<S> {
             L4::Udp { .. } => c.udp.inc(),
             L4::Other { .. } => c.other_l4.inc(),
         }
+    }
+}
+
+/// What happens to each live flow that leaves the table to make room or by
+/// age: counted by why, and told to the sink.
+#[inline]
+fn count_retired<'a, S: EventSink>(
+    counters: &'a WorkerCounters,
+    sink: &'a mut S,
+) -> impl FnMut(&Flow, Retired) + 'a {
+    move |f, why| {
+        match why {
+            Retired::Expired => counters.flows.expired.inc(),
+            Retired::Evicted => counters.flows.evicted.inc(),
+        }
+        sink.flow_retired(f, why);
     }
 }
 

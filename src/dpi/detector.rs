@@ -16,7 +16,10 @@ use super::{Confidence, DetectorId, DetectorSwitches, DpiConfig, PayloadCtx, Tal
 pub(super) const MAX_LEARNED_PER_PACKET: usize = 64;
 
 /// A BitTorrent detector. Static calls only: the engine names each detector in
-/// its TCP or UDP list (`Detectors` in `mod.rs`).
+/// its TCP or UDP list (`Detectors` in `mod.rs`). Implementations mark
+/// `inspect` `#[inline]` (and the parser or state step it calls once per
+/// packet): a list then compiles into one function, and the cost per packet
+/// stays what one hand-written engine function costs (the dpi bench).
 pub(super) trait Detector {
     /// The detector's memory of one flow, kept inline in `FlowDpiState`: fixed
     /// size, no heap. `()` for a detector that judges each payload alone.
@@ -99,14 +102,14 @@ impl<'f> Findings<'f> {
         }
     }
 
-    /// Before a detector looks at `p`.
+    /// Before the detectors look at `p` (each UDP datagram pass).
     #[inline]
     pub fn begin(&mut self, p: &Payload<'_>) {
         self.reported = false;
         self.learning = !p.relayed;
     }
 
-    /// Whether the detector since `begin` noted evidence (even evidence that a
+    /// Whether a detector noted evidence since `begin` (even evidence that a
     /// guard then voided): it recognised the payload as its protocol.
     #[inline]
     pub fn reported(&self) -> bool {

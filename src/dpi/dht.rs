@@ -206,6 +206,7 @@ pub struct Dht;
 impl Detector for Dht {
     type Memory = ();
 
+    #[inline]
     fn inspect(&self, _: &mut (), p: &Payload<'_>, out: &mut Findings<'_>) {
         if !out.enabled(DetectorId::Dht) {
             return;

@@ -97,6 +97,7 @@ impl Scan {
 /// Walks `seg` as a sequence of peer-wire messages starting at offset 0.
 /// `None` when any message is malformed (then the segment is not peer wire,
 /// or starts mid-message).
+#[inline]
 pub fn scan(seg: &[u8]) -> Option<Scan> {
     let mut out = Scan::default();
     let mut rest = seg;
@@ -189,6 +190,7 @@ pub struct FramingState {
 impl Detector for Framing {
     type Memory = FramingState;
 
+    #[inline]
     fn inspect(&self, m: &mut FramingState, p: &Payload<'_>, out: &mut Findings<'_>) {
         let framing_on = out.enabled(DetectorId::PeerWireFraming);
         let extension_on = out.enabled(DetectorId::ExtensionHandshake);

@@ -117,6 +117,7 @@ impl HandshakeState {
 impl Detector for Handshake {
     type Memory = HandshakeState;
 
+    #[inline]
     fn inspect(&self, m: &mut HandshakeState, p: &Payload<'_>, out: &mut Findings<'_>) {
         if !out.enabled(DetectorId::PeerWireHandshake) {
             return;

@@ -104,6 +104,7 @@ impl Default for HttpMatcher {
 impl Detector for HttpMatcher {
     type Memory = ();
 
+    #[inline]
     fn inspect(&self, _: &mut (), p: &Payload<'_>, out: &mut Findings<'_>) {
         let tracker_on = out.enabled(DetectorId::HttpTracker);
         let client_on = out.enabled(DetectorId::HttpClient);

@@ -58,6 +58,7 @@ impl Default for LsdMatcher {
 impl Detector for LsdMatcher {
     type Memory = ();
 
+    #[inline]
     fn inspect(&self, _: &mut (), p: &Payload<'_>, out: &mut Findings<'_>) {
         if !out.enabled(DetectorId::Lsd) {
             return;

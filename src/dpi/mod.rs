@@ -47,7 +47,8 @@
 //! unwrapped from SOCKS5.
 //!
 //! # Adding a detector
-//! 1. `src/dpi/<name>.rs`: the protocol, and a type implementing `Detector`.
+//! 1. `src/dpi/<name>.rs`: the protocol, and a type implementing `Detector`
+//!    (`#[inline]` on `inspect`).
 //! 2. Here: `mod <name>;`, its `DetectorId` (variant, `ALL`, `name`: the
 //!    metric label and config name), a field of `Memory` if it keeps per-flow
 //!    memory (keep an eye on the `flow_state_size` test), and one line in
@@ -482,10 +483,10 @@ impl Detectors {
             out.guard();
         }
         let p = Payload::segment(ctx, stream_at);
-        offer(&handshake::Handshake, &mut m.handshake, &p, out);
-        offer(&self.http, &mut (), &p, out);
-        offer(&framing::Framing, &mut m.framing, &p, out);
-        offer(&mse::Mse, &mut m.mse, &p, out);
+        handshake::Handshake.inspect(&mut m.handshake, &p, out);
+        self.http.inspect(&mut (), &p, out);
+        framing::Framing.inspect(&mut m.framing, &p, out);
+        mse::Mse.inspect(&mut m.mse, &p, out);
     }
 
     fn udp(&self, m: &mut Memory, ctx: &PayloadCtx<'_>, out: &mut Findings<'_>) {
@@ -504,6 +505,7 @@ impl Detectors {
 
     /// One datagram through the UDP detectors, until one recognises it.
     fn datagram(&self, m: &mut Memory, p: &Payload<'_>, out: &mut Findings<'_>) {
+        out.begin(p);
         let _recognised = offer(&self.lsd, &mut (), p, out)
             || offer(&dht::Dht, &mut (), p, out)
             || offer(&utp::Utp, &mut m.utp, p, out)
@@ -511,7 +513,8 @@ impl Detectors {
     }
 }
 
-/// Shows `p` to one detector; true when it noted evidence.
+/// Shows `p` to one more detector of a UDP pass; true when it recognised it
+/// (the ones before did not: the pass stops at the first).
 #[inline]
 fn offer<D: Detector>(
     detector: &D,
@@ -519,7 +522,6 @@ fn offer<D: Detector>(
     p: &Payload<'_>,
     out: &mut Findings<'_>,
 ) -> bool {
-    out.begin(p);
     detector.inspect(memory, p, out);
     out.reported()
 }

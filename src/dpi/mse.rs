@@ -62,12 +62,14 @@ pub struct MseState {
 impl MseState {
     /// Feeds the next (non-retransmitted) TCP payload from `dir`. Returns new
     /// evidence, if any.
+    #[inline]
     pub fn feed(&mut self, dir: Direction, payload: &[u8]) -> Option<Confidence> {
         let (next, evidence) = self.step(dir, payload);
         self.phase = next;
         evidence
     }
 
+    #[inline]
     fn step(&mut self, dir: Direction, p: &[u8]) -> (Phase, Option<Confidence>) {
         let len = p.len().min(usize::from(u16::MAX));
         match (self.phase, dir) {
@@ -124,6 +126,7 @@ pub struct Mse;
 impl Detector for Mse {
     type Memory = MseState;
 
+    #[inline]
     fn inspect(&self, m: &mut MseState, p: &Payload<'_>, out: &mut Findings<'_>) {
         if !out.enabled(DetectorId::Mse) {
             return;

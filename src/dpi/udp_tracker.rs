@@ -198,6 +198,7 @@ pub struct UdpTracker;
 impl Detector for UdpTracker {
     type Memory = TrackerState;
 
+    #[inline]
     fn inspect(&self, state: &mut TrackerState, p: &Payload<'_>, out: &mut Findings<'_>) {
         if !out.enabled(DetectorId::UdpTracker) {
             return;

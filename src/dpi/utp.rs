@@ -60,6 +60,7 @@ impl Header {
 /// Also applies the per-type rules that real stacks (libutp, libtorrent) never
 /// break: SYN and STATE carry no payload, DATA carries one, and a SYN has no
 /// timestamp echo yet and advertises a receive window.
+#[inline]
 pub fn parse(d: &[u8]) -> Option<Header> {
     let h = d.get(..HEADER_LEN)?;
     let kind = h[0] >> 4;
@@ -158,6 +159,7 @@ pub enum UtpEvidence {
 
 impl UtpState {
     /// Feeds one header from `dir`.
+    #[inline]
     pub fn feed(&mut self, dir: Direction, h: &Header) -> UtpEvidence {
         let dir = dir.index();
         let other = dir ^ 1;
@@ -254,6 +256,7 @@ pub struct Utp;
 impl Detector for Utp {
     type Memory = UtpState;
 
+    #[inline]
     fn inspect(&self, state: &mut UtpState, p: &Payload<'_>, out: &mut Findings<'_>) {
         if !out.enabled(DetectorId::Utp) {
             return;
