@@ -9,10 +9,10 @@ use crate::ban::{BanKey, PayloadPrefix, Snapshot};
 use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::counters::MAX_PORTS;
-use crate::dataplane::flow::{Endpoint, FlowKey, FlowTable, FlowVerdict, Retired};
+use crate::dataplane::flow::{Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Retired};
 use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
 use crate::dataplane::stage_timing::{Lap, Stage};
-use crate::dpi::{Detection, DpiConfig, DpiEngine, Inspection, PayloadCtx};
+use crate::dpi::{Detection, Direction, DpiConfig, DpiEngine, Inspection, PayloadCtx};
 use crate::wire::{self, Fragment, LinkType, Packet, Parsed, Transport, L4};
 
 const NS_PER_S: u64 = 1_000_000_000;
@@ -296,7 +296,8 @@ impl<S: EventSink> Pipeline<S> {
         }
     }
 
-    /// Flow lookup, then DPI while the flow is undecided.
+    /// Flow lookup, then DPI while the flow is undecided; records the verdict
+    /// DPI reaches and reports a BitTorrent one to the sink.
     #[inline]
     fn track_and_inspect(
         &mut self,
@@ -310,95 +311,69 @@ impl<S: EventSink> Pipeline<S> {
         let Some((transport, sport, dport)) = packet.l4.transport_ports() else {
             return FlowVerdict::Pending;
         };
-        let flags = match packet.l4 {
-            L4::Tcp { flags, .. } => flags,
-            _ => 0,
-        };
         let payload = packet.l4.payload();
         let src = Endpoint::new(packet.src, sport);
         let dst = Endpoint::new(packet.dst, dport);
-        let Pipeline {
-            flows,
-            dpi,
-            sink,
-            counters,
-            roles,
-            payload_bytes,
-            ..
-        } = self;
-        let (flow, dir, created) = flows.lookup(transport, src, dst, now_ns, |f, why| {
-            match why {
-                Retired::Expired => counters.flows.expired.inc(),
-                Retired::Evicted => counters.flows.evicted.inc(),
-            }
-            sink.flow_retired(f, why);
-        });
+        let on_retire = count_retired(&self.counters, &mut self.sink);
+        let (flow, dir, created) = self.flows.lookup(transport, src, dst, now_ns, on_retire);
         if created {
-            counters.flows.created.inc();
+            self.counters.flows.created.inc();
         }
-        let d = &mut flow.dirs[dir as usize];
+        let d = &mut flow.dirs[dir.index()];
         d.packets += 1;
         d.bytes += payload.len() as u64;
+        lap.lap(&self.counters.stages, Stage::Flow);
         // Clean flows take the fast path; so do BitTorrent flows, except that
         // their UDP payloads (DHT responses) may name more peers to remember.
-        let judged_bittorrent = flow.verdict == FlowVerdict::BitTorrent;
+        let verdict = flow.verdict;
         if payload.is_empty()
-            || flow.verdict == FlowVerdict::Clean
-            || (judged_bittorrent && transport != Transport::Udp)
+            || verdict == FlowVerdict::Clean
+            || (verdict == FlowVerdict::BitTorrent && transport != Transport::Udp)
         {
-            lap.lap(&counters.stages, Stage::Flow);
-            return flow.verdict;
+            return verdict;
         }
-        lap.lap(&counters.stages, Stage::Flow);
-        let ctx = PayloadCtx {
-            transport,
-            direction: dir,
-            src: packet.src,
-            src_port: sport,
-            dst: packet.dst,
-            dst_port: dport,
-            tcp_flags: flags,
-            payload,
-        };
-        if judged_bittorrent {
-            dpi.learn_from_bittorrent_flow(&ctx, now_ns);
-            lap.lap(&counters.stages, Stage::Dpi);
-            return flow.verdict;
+        let ctx = payload_ctx(packet, transport, sport, dport, dir);
+        if verdict == FlowVerdict::BitTorrent {
+            self.dpi.learn_from_bittorrent_flow(&ctx, now_ns);
+            lap.lap(&self.counters.stages, Stage::Dpi);
+            return verdict;
         }
         d.payload_packets += 1;
-        counters.flows.inspected_packets.inc();
-        let inspection = dpi.inspect(&mut flow.dpi, &ctx, now_ns);
-        lap.lap(&counters.stages, Stage::Dpi);
-        match inspection {
-            Inspection::Pending => {}
-            Inspection::Clean => {
-                flow.verdict = FlowVerdict::Clean;
-                flow.decided_at_packet = index;
-                counters.flows.judged_clean.inc();
-            }
-            Inspection::BitTorrent(detection) => {
-                flow.verdict = FlowVerdict::BitTorrent;
-                flow.decided_at_packet = index;
-                flow.detection = Some(detection);
-                counters.flows.judged_bittorrent.inc();
-                counters.flows.by_detector[detection.detector.index()].inc();
-                let (originator, responder) = flow.endpoints();
-                sink.detection(&FlowDetection {
-                    proto: transport,
-                    originator,
-                    responder,
-                    detection,
-                    packet_index: index,
-                    ts_ns: now_ns,
-                    unix_ms: burst.unix_ms,
-                    deciding_src: src,
-                    deciding_src_inside: roles[port] == PortRole::Inside,
-                    port: port as u8,
-                    payload: PayloadPrefix::copy_from(payload, usize::from(*payload_bytes)),
-                });
-            }
+        self.counters.flows.inspected_packets.inc();
+        let inspection = self.dpi.inspect(&mut flow.dpi, &ctx, now_ns);
+        lap.lap(&self.counters.stages, Stage::Dpi);
+        let Some(detection) = settle(flow, inspection, index, &self.counters) else {
+            return flow.verdict;
+        };
+        let endpoints = flow.endpoints();
+        let event = self.detection_event(port, &ctx, endpoints, detection, index, burst);
+        self.sink.detection(&event);
+        FlowVerdict::BitTorrent
+    }
+
+    /// What the event sink hears of a flow judged BitTorrent by `ctx`'s packet.
+    fn detection_event(
+        &self,
+        port: usize,
+        ctx: &PayloadCtx<'_>,
+        (originator, responder): (Endpoint, Endpoint),
+        detection: Detection,
+        index: u64,
+        burst: &Burst<'_>,
+    ) -> FlowDetection {
+        FlowDetection {
+            proto: ctx.transport,
+            originator,
+            responder,
+            detection,
+            packet_index: index,
+            ts_ns: burst.now_ns,
+            unix_ms: burst.unix_ms,
+            deciding_src: Endpoint::new(ctx.src, ctx.src_port),
+            deciding_src_inside: self.roles[port] == PortRole::Inside,
+            port: port as u8,
+            payload: PayloadPrefix::copy_from(ctx.payload, usize::from(self.payload_bytes)),
         }
-        flow.verdict
     }
 
     fn count_parsed(&self, packet: &Packet<'_>) {
@@ -418,6 +393,74 @@ impl<S: EventSink> Pipeline<S> {
             L4::Tcp { .. } => c.tcp.inc(),
             L4::Udp { .. } => c.udp.inc(),
             L4::Other { .. } => c.other_l4.inc(),
+        }
+    }
+}
+
+/// What happens to each live flow that leaves the table to make room or by
+/// age: counted by why, and told to the sink.
+#[inline]
+fn count_retired<'a, S: EventSink>(
+    counters: &'a WorkerCounters,
+    sink: &'a mut S,
+) -> impl FnMut(&Flow, Retired) + 'a {
+    move |f, why| {
+        match why {
+            Retired::Expired => counters.flows.expired.inc(),
+            Retired::Evicted => counters.flows.evicted.inc(),
+        }
+        sink.flow_retired(f, why);
+    }
+}
+
+/// The packet as DPI sees it, in direction `dir` of its flow.
+#[inline]
+fn payload_ctx<'a>(
+    packet: &Packet<'a>,
+    transport: Transport,
+    sport: u16,
+    dport: u16,
+    direction: Direction,
+) -> PayloadCtx<'a> {
+    PayloadCtx {
+        transport,
+        direction,
+        src: packet.src,
+        src_port: sport,
+        dst: packet.dst,
+        dst_port: dport,
+        tcp_flags: match packet.l4 {
+            L4::Tcp { flags, .. } => flags,
+            _ => 0,
+        },
+        payload: packet.l4.payload(),
+    }
+}
+
+/// Records DPI's answer on the flow once it is a verdict, and counts it.
+/// Returns the detection when the flow was just judged BitTorrent.
+#[inline]
+fn settle(
+    flow: &mut Flow,
+    inspection: Inspection,
+    index: u64,
+    counters: &WorkerCounters,
+) -> Option<Detection> {
+    match inspection {
+        Inspection::Pending => None,
+        Inspection::Clean => {
+            flow.verdict = FlowVerdict::Clean;
+            flow.decided_at_packet = index;
+            counters.flows.judged_clean.inc();
+            None
+        }
+        Inspection::BitTorrent(detection) => {
+            flow.verdict = FlowVerdict::BitTorrent;
+            flow.decided_at_packet = index;
+            flow.detection = Some(detection);
+            counters.flows.judged_bittorrent.inc();
+            counters.flows.by_detector[detection.detector.index()].inc();
+            Some(detection)
         }
     }
 }

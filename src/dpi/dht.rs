@@ -8,7 +8,8 @@
 //! exact sizes: `nodes` 26·k bytes, `nodes6` 38·k, `values` a list of 6- or
 //! 18-byte peer addresses, `target`/`info_hash` 20 bytes.
 use super::bencode::{BencodeError, Reader, Token};
-use super::Confidence;
+use super::detector::{Detector, Findings, Payload, MAX_LEARNED_PER_PACKET};
+use super::{Confidence, DetectorId};
 
 /// Methods of BEP 5, 44 and 51.
 const METHODS: [&[u8]; 7] = [
@@ -196,6 +197,53 @@ pub fn values(list: &[u8]) -> impl Iterator<Item = (&[u8], u16)> {
             _ => None,
         }
     })
+}
+
+/// The DHT detector (`Dht`), with what a Definitive message teaches about
+/// endpoints.
+pub struct Dht;
+
+impl Detector for Dht {
+    type Memory = ();
+
+    #[inline]
+    fn inspect(&self, _: &mut (), p: &Payload<'_>, out: &mut Findings<'_>) {
+        if !out.enabled(DetectorId::Dht) {
+            return;
+        }
+        let Some(k) = parse(p.bytes) else {
+            return;
+        };
+        out.note(DetectorId::Dht, k.confidence);
+        if k.confidence == Confidence::Definitive {
+            learn(&k, p, out);
+        }
+    }
+}
+
+/// What a datagram of a flow already judged BitTorrent teaches: a flow is
+/// decided on its query, before the response carrying the `values` arrives.
+/// Not gated by the `dht` switch: the flow needs no more evidence.
+pub(super) fn learn_from(p: &Payload<'_>, out: &mut Findings<'_>) {
+    if let Some(k) = parse(p.bytes) {
+        if k.confidence == Confidence::Definitive {
+            learn(&k, p, out);
+        }
+    }
+}
+
+fn learn(k: &Krpc<'_>, p: &Payload<'_>, out: &mut Findings<'_>) {
+    // The sender runs a DHT node on this port.
+    out.confirm(p.ctx.src, p.ctx.src_port);
+    if k.kind == KrpcKind::Query {
+        // Whom it queried was named by someone else's node list.
+        out.advertise(p.ctx.dst, p.ctx.dst_port);
+    }
+    if let Some(list) = k.values {
+        for (ip, port) in values(list).take(MAX_LEARNED_PER_PACKET) {
+            out.advertise_compact(ip, port);
+        }
+    }
 }
 
 #[cfg(test)]

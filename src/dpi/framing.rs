@@ -11,7 +11,9 @@
 //! `m` dict maps extension names to ids) is different: its content is specific
 //! to BitTorrent, so with a known extension name it is Definitive.
 use super::bencode::{BencodeError, Reader, Token};
-use super::Confidence;
+use super::detector::{Detector, Findings, Payload};
+use super::handshake::{self, PrefixMatch};
+use super::{Confidence, DetectorId, Direction};
 
 const ID_CHOKE: u8 = 0;
 const ID_NOT_INTERESTED: u8 = 3;
@@ -72,7 +74,7 @@ fn valid_length(id: u8, len: u32) -> bool {
 
 /// What one segment's framing looks like.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Framing {
+pub struct Scan {
     /// Complete, valid messages (keep-alives not counted).
     pub messages: u8,
     /// The last message runs past the segment (continues in the next one).
@@ -81,7 +83,7 @@ pub struct Framing {
     pub extension: Option<Confidence>,
 }
 
-impl Framing {
+impl Scan {
     /// The framing evidence alone (the extension handshake is separate).
     pub fn confidence(&self) -> Option<Confidence> {
         match self.messages {
@@ -95,8 +97,9 @@ impl Framing {
 /// Walks `seg` as a sequence of peer-wire messages starting at offset 0.
 /// `None` when any message is malformed (then the segment is not peer wire,
 /// or starts mid-message).
-pub fn scan(seg: &[u8]) -> Option<Framing> {
-    let mut out = Framing::default();
+#[inline]
+pub fn scan(seg: &[u8]) -> Option<Scan> {
+    let mut out = Scan::default();
     let mut rest = seg;
     while !rest.is_empty() {
         let Some(header) = rest.get(..4) else {
@@ -170,6 +173,68 @@ fn walk_handshake(r: &mut Reader<'_>, best: &mut Option<Confidence>) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The framing detector: `PeerWireFraming` for well-formed messages (at least
+/// Strong once both directions sent some: a peer-wire conversation), and
+/// `ExtensionHandshake` for a BEP 10 handshake. A segment that starts with the
+/// MSDO handshake is Microsoft Delivery Optimization: a guard.
+pub struct Framing;
+
+/// Per flow: whether each direction sent well-formed messages.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FramingState {
+    seen: [bool; 2],
+}
+
+impl Detector for Framing {
+    type Memory = FramingState;
+
+    #[inline]
+    fn inspect(&self, m: &mut FramingState, p: &Payload<'_>, out: &mut Findings<'_>) {
+        let framing_on = out.enabled(DetectorId::PeerWireFraming);
+        let extension_on = out.enabled(DetectorId::ExtensionHandshake);
+        if !framing_on && !extension_on {
+            return;
+        }
+        let bytes = p.bytes;
+        if handshake::is_msdo(bytes) {
+            out.guard();
+            return;
+        }
+        // A handshake segment may carry the first messages after its 68 bytes.
+        let body = if handshake::match_prefix(bytes) == PrefixMatch::Complete {
+            bytes.get(handshake::HANDSHAKE_LEN..).unwrap_or(&[])
+        } else {
+            bytes
+        };
+        if body.is_empty() {
+            return;
+        }
+        let Some(f) = scan(body) else {
+            return;
+        };
+        let dir = p.ctx.direction;
+        if let Some(c) = f.extension {
+            if extension_on {
+                out.note(DetectorId::ExtensionHandshake, c);
+                if c == Confidence::Definitive && dir == Direction::Responder {
+                    out.confirm(p.ctx.src, p.ctx.src_port);
+                }
+            }
+        }
+        let Some(mut c) = f.confidence() else {
+            return;
+        };
+        m.seen[dir.index()] = true;
+        // Well-formed messages from both sides: a peer-wire conversation.
+        if m.seen[dir.reverse().index()] {
+            c = c.max(Confidence::Strong);
+        }
+        if framing_on {
+            out.note(DetectorId::PeerWireFraming, c);
+        }
+    }
 }
 
 #[cfg(test)]

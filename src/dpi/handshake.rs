@@ -4,6 +4,9 @@
 //! negotiation that selected plaintext). The 20-byte protocol string alone is
 //! unambiguous; the reserved bits and the peer_id are kept as extra evidence.
 
+use super::detector::{Detector, Findings, Payload};
+use super::{Confidence, DetectorId, Direction};
+
 /// Length byte 19 followed by the protocol name.
 pub const PSTR: &[u8; 20] = b"\x13BitTorrent protocol";
 
@@ -89,6 +92,62 @@ pub fn info(handshake: &[u8]) -> Option<HandshakeInfo> {
         [0, 0]
     };
     Some(HandshakeInfo { flags, client })
+}
+
+/// The handshake detector: Definitive on the protocol string, reassembled when
+/// a direction's first 20 bytes come in several segments, or at the start of
+/// any later segment (after an MSE negotiation that selected plaintext).
+pub struct Handshake;
+
+/// Per flow: each direction's first 20 bytes, and what a complete handshake
+/// said about the client.
+#[derive(Clone, Debug, Default)]
+pub struct HandshakeState {
+    prefix: [[u8; PSTR.len()]; 2],
+    info: HandshakeInfo,
+}
+
+impl HandshakeState {
+    /// Reserved bits and client code of a complete handshake.
+    pub fn info(&self) -> Option<HandshakeInfo> {
+        (self.info.flags & FLAG_VALID != 0).then_some(self.info)
+    }
+}
+
+impl Detector for Handshake {
+    type Memory = HandshakeState;
+
+    #[inline]
+    fn inspect(&self, m: &mut HandshakeState, p: &Payload<'_>, out: &mut Findings<'_>) {
+        if !out.enabled(DetectorId::PeerWireHandshake) {
+            return;
+        }
+        let bytes = p.bytes;
+        let prefix = &mut m.prefix[p.ctx.direction.index()];
+        let have = usize::from(p.stream_at);
+        let complete = if have < PSTR.len() {
+            // Reassemble the first 20 bytes of the direction.
+            let take = (PSTR.len() - have).min(bytes.len());
+            prefix[have..have + take].copy_from_slice(&bytes[..take]);
+            match_prefix(&prefix[..have + take]) == PrefixMatch::Complete
+        } else {
+            false
+        };
+        // Also at any segment start: after an MSE negotiation that selected
+        // plaintext, the handshake follows the key exchange.
+        let complete = complete || match_prefix(bytes) == PrefixMatch::Complete;
+        if !complete {
+            return;
+        }
+        if let Some(info) = info(bytes) {
+            m.info = info;
+        }
+        out.note(DetectorId::PeerWireHandshake, Confidence::Definitive);
+        if p.ctx.direction == Direction::Responder {
+            // The responder spoke BitTorrent on its listening port.
+            out.confirm(p.ctx.src, p.ctx.src_port);
+        }
+    }
 }
 
 #[cfg(test)]

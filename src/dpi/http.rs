@@ -11,7 +11,8 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use memchr::memchr;
 
-use super::Confidence;
+use super::detector::{Detector, Findings, Payload};
+use super::{Confidence, DetectorId};
 
 /// A request line longer than this is not a tracker request.
 const MAX_REQUEST_LINE: usize = 4096;
@@ -75,8 +76,8 @@ impl HttpMatcher {
         }
     }
 
-    /// Inspects the first segment of an HTTP request.
-    pub fn inspect(&self, payload: &[u8]) -> Option<HttpEvidence> {
+    /// The evidence in the first segment of an HTTP request.
+    pub fn evidence(&self, payload: &[u8]) -> Option<HttpEvidence> {
         let target = request_target(payload)?;
         let mut out = HttpEvidence {
             tracker: tracker_request(target),
@@ -95,6 +96,33 @@ impl HttpMatcher {
 impl Default for HttpMatcher {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The HTTP detector: `HttpTracker` and `HttpClient`, on a direction's first
+/// segment and on any segment that starts a new GET (keep-alive).
+impl Detector for HttpMatcher {
+    type Memory = ();
+
+    #[inline]
+    fn inspect(&self, _: &mut (), p: &Payload<'_>, out: &mut Findings<'_>) {
+        let tracker_on = out.enabled(DetectorId::HttpTracker);
+        let client_on = out.enabled(DetectorId::HttpClient);
+        if !tracker_on && !client_on {
+            return;
+        }
+        if p.stream_at != 0 && !p.bytes.starts_with(b"GET ") {
+            return;
+        }
+        let Some(e) = self.evidence(p.bytes) else {
+            return;
+        };
+        if let (Some(c), true) = (e.tracker, tracker_on) {
+            out.note(DetectorId::HttpTracker, c);
+        }
+        if e.client_agent && client_on {
+            out.note(DetectorId::HttpClient, Confidence::Strong);
+        }
     }
 }
 
@@ -171,7 +199,7 @@ mod tests {
             &format!("/announce?info_hash={HASH}&peer_id=-TR3000-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=0&compact=1"),
             "Mozilla/5.0",
         );
-        let e = m.inspect(&req).unwrap();
+        let e = m.evidence(&req).unwrap();
         assert_eq!(e.tracker, Some(Confidence::Definitive));
         assert!(!e.client_agent);
     }
@@ -184,7 +212,7 @@ mod tests {
             "x",
         );
         assert_eq!(
-            m.inspect(&req).unwrap().tracker,
+            m.evidence(&req).unwrap().tracker,
             Some(Confidence::Definitive)
         );
     }
@@ -194,26 +222,26 @@ mod tests {
         let m = HttpMatcher::new();
         let scrape = get(&format!("/scrape?info_hash={HASH}"), "x");
         assert_eq!(
-            m.inspect(&scrape).unwrap().tracker,
+            m.evidence(&scrape).unwrap().tracker,
             Some(Confidence::Definitive)
         );
         let seed = get(&format!("/seed?info_hash={HASH}&piece=3"), "x");
-        assert_eq!(m.inspect(&seed).unwrap().tracker, Some(Confidence::Strong));
+        assert_eq!(m.evidence(&seed).unwrap().tracker, Some(Confidence::Strong));
     }
 
     #[test]
     fn info_hash_must_decode_to_20_bytes() {
         let m = HttpMatcher::new();
         let short = get("/announce?info_hash=abc&peer_id=-TR3000-abcdefghijkl", "x");
-        assert_eq!(m.inspect(&short), None);
+        assert_eq!(m.evidence(&short), None);
         let broken = get("/announce?info_hash=%zz%124Vx%9a%bc%de%f1%23Eg%89%ab%cd%ef%124Vx&peer_id=-TR3000-abcdefghijkl", "x");
-        assert_eq!(m.inspect(&broken), None);
+        assert_eq!(m.evidence(&broken), None);
         // A look-alike parameter name.
         let other = get(
             &format!("/api?my_info_hash={HASH}&peer_id=-TR3000-abcdefghijkl"),
             "x",
         );
-        assert_eq!(m.inspect(&other), None);
+        assert_eq!(m.evidence(&other), None);
     }
 
     #[test]
@@ -226,13 +254,13 @@ mod tests {
             "Azureus 5.7.6.0;Windows 11;Java 17",
             "Deluge/2.1.1 libtorrent/2.0.9.0",
         ] {
-            let e = m.inspect(&get("/file.iso", ua)).unwrap();
+            let e = m.evidence(&get("/file.iso", ua)).unwrap();
             assert!(e.client_agent, "{ua}");
             assert_eq!(e.tracker, None);
         }
         // Case-insensitive header name.
         let lower = b"GET /x HTTP/1.1\r\nuser-agent: BitTorrent/7.10\r\n\r\n";
-        assert!(m.inspect(lower).unwrap().client_agent);
+        assert!(m.evidence(lower).unwrap().client_agent);
     }
 
     #[test]
@@ -242,11 +270,11 @@ mod tests {
             "/index.html?q=bittorrent+protocol",
             "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
         );
-        assert_eq!(m.inspect(&browser), None);
+        assert_eq!(m.evidence(&browser), None);
         let windows_update = b"GET /filestreamingservice/files/abc.psf HTTP/1.1\r\nRange: bytes=0-65535\r\nUser-Agent: Microsoft-Delivery-Optimization/10.0\r\n\r\n";
-        assert_eq!(m.inspect(windows_update), None);
-        assert_eq!(m.inspect(b"POST /announce?info_hash=x HTTP/1.1\r\n"), None);
-        assert_eq!(m.inspect(b"GET /announce?info_hash="), None);
-        assert_eq!(m.inspect(b"HTTP/1.1 200 OK\r\n\r\n"), None);
+        assert_eq!(m.evidence(windows_update), None);
+        assert_eq!(m.evidence(b"POST /announce?info_hash=x HTTP/1.1\r\n"), None);
+        assert_eq!(m.evidence(b"GET /announce?info_hash="), None);
+        assert_eq!(m.evidence(b"HTTP/1.1 200 OK\r\n\r\n"), None);
     }
 }

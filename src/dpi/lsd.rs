@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
 
-use super::Confidence;
+use super::detector::{Detector, Findings, Payload};
+use super::{Confidence, DetectorId};
 
 const REQUEST_LINE: &[u8] = b"BT-SEARCH * HTTP/1.1\r\n";
 pub const LSD_PORT: u16 = 6771;
@@ -31,7 +32,8 @@ impl LsdMatcher {
         }
     }
 
-    pub fn inspect(&self, payload: &[u8], dst: IpAddr, dst_port: u16) -> Option<Confidence> {
+    /// The evidence in a datagram sent to `dst:dst_port`.
+    pub fn evidence(&self, payload: &[u8], dst: IpAddr, dst_port: u16) -> Option<Confidence> {
         if !payload.starts_with(REQUEST_LINE) {
             return None;
         }
@@ -52,6 +54,21 @@ impl Default for LsdMatcher {
     }
 }
 
+/// The LSD detector.
+impl Detector for LsdMatcher {
+    type Memory = ();
+
+    #[inline]
+    fn inspect(&self, _: &mut (), p: &Payload<'_>, out: &mut Findings<'_>) {
+        if !out.enabled(DetectorId::Lsd) {
+            return;
+        }
+        if let Some(c) = self.evidence(p.bytes, p.ctx.dst, p.ctx.dst_port) {
+            out.note(DetectorId::Lsd, c);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,7 +80,7 @@ mod tests {
         let m = LsdMatcher::new();
         let unicast = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 9));
         assert_eq!(
-            m.inspect(ANNOUNCE, unicast, 40000),
+            m.evidence(ANNOUNCE, unicast, 40000),
             Some(Confidence::Definitive)
         );
     }
@@ -73,17 +90,17 @@ mod tests {
         let m = LsdMatcher::new();
         let bare = b"BT-SEARCH * HTTP/1.1\r\nHost: x\r\n\r\n";
         let unicast = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 9));
-        assert_eq!(m.inspect(bare, unicast, 6771), Some(Confidence::Strong));
+        assert_eq!(m.evidence(bare, unicast, 6771), Some(Confidence::Strong));
         assert_eq!(
-            m.inspect(bare, IpAddr::V4(LSD_V4), 6771),
+            m.evidence(bare, IpAddr::V4(LSD_V4), 6771),
             Some(Confidence::Definitive)
         );
         assert_eq!(
-            m.inspect(bare, IpAddr::V6(LSD_V6), 6771),
+            m.evidence(bare, IpAddr::V6(LSD_V6), 6771),
             Some(Confidence::Definitive)
         );
         assert_eq!(
-            m.inspect(bare, IpAddr::V4(LSD_V4), 6772),
+            m.evidence(bare, IpAddr::V4(LSD_V4), 6772),
             Some(Confidence::Strong)
         );
     }
@@ -93,7 +110,7 @@ mod tests {
         let m = LsdMatcher::new();
         let ssdp =
             b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n\r\n";
-        assert_eq!(m.inspect(ssdp, IpAddr::V4(LSD_V4), 6771), None);
-        assert_eq!(m.inspect(b"BT-SEARCH", IpAddr::V4(LSD_V4), 6771), None);
+        assert_eq!(m.evidence(ssdp, IpAddr::V4(LSD_V4), 6771), None);
+        assert_eq!(m.evidence(b"BT-SEARCH", IpAddr::V4(LSD_V4), 6771), None);
     }
 }

@@ -1,14 +1,15 @@
-//! The DPI engine: per-flow BitTorrent detectors.
+//! The DPI engine: per-flow BitTorrent detectors, and the rule that combines
+//! their evidence into a verdict on the flow.
 //!
-//! CONTRACT (used by pipeline.rs, flow table and analyze; keep these names):
-//! `DpiEngine::new(&DpiConfig)`, `DpiEngine::inspect(&mut self, &mut FlowDpiState,
-//! &PayloadCtx, now_ns) -> Inspection`, `FlowDpiState: Default + Clone` (fixed
-//! size, no heap), `Detection { detector: DetectorId, confidence: Confidence }`,
-//! `DetectorId::name()` (snake_case metric label).
-//! Added: `DpiEngine::is_known_peer` / `known_peer` (short-circuit lookups),
-//! `DpiEngine::learn_from_bittorrent_flow` (optional: feed later packets of
-//! flows already judged BitTorrent so DHT peer lists reach the cache),
-//! `DpiConfig` switches, `FlowDpiState::handshake_info`.
+//! `DpiEngine::inspect` takes one payload-carrying packet of a flow
+//! (`PayloadCtx`) with the flow's `FlowDpiState` and answers Pending,
+//! BitTorrent or Clean. On the way:
+//! 1. guards recognise other protocols (TLS, STUN, DNS, …) that BitTorrent
+//!    heuristics could mistake for BitTorrent: a veto (see the combining rule);
+//! 2. the detectors of the packet's transport look at the payload and report
+//!    their evidence, at a `Confidence` each detector decides itself;
+//! 3. the combining rule weighs the flow's evidence, with the known-peer cache
+//!    (endpoints the detectors proved or saw named as BitTorrent peers).
 //!
 //! # Detectors (one module each)
 //! | module | protocol | best confidence |
@@ -24,6 +25,34 @@
 //! | `known_peers` | endpoints confirmed or advertised as BitTorrent | see below |
 //! | `guards` | STUN, DTLS, CAPWAP, DNS, DHCP, WireGuard, QUIC, Teredo, AFS RX, RakNet, TLS, SSH, HTTP, MSDO, Gnutella | (vetoes) |
 //! | `socks5` | unwraps SOCKS5 UDP datagrams before the UDP detectors | — |
+//!
+//! # One shape for every detector
+//! A detector is a type implementing `detector::Detector`: engine-wide
+//! read-only data in the value (pattern matchers; most have none), its memory
+//! of one flow as `Detector::Memory` (a field of `FlowDpiState`: fixed size,
+//! no heap; `()` for a detector that judges each payload alone), and one entry
+//! point, `inspect(&self, &mut Memory, &Payload, &mut Findings)`. It checks
+//! its own switches, maps what it found to a `Confidence` itself, and reports
+//! to `Findings`: evidence (`note`), a guard (`guard`), and the endpoints its
+//! messages prove (`confirm`) or name (`advertise`). The engine applies what
+//! was learned to the known-peer cache, except from a SOCKS5-relayed datagram,
+//! whose endpoints are not the packet's. Calls are static: `Detectors::tcp`
+//! and `Detectors::udp` are the lists, in the order the detectors see a
+//! payload.
+//!
+//! TCP: every detector sees every new segment (one segment may carry a
+//! handshake and the first messages); retransmissions are skipped. UDP: a
+//! datagram is one protocol's, so the first detector that notes evidence on it
+//! ends its inspection; a datagram that added no evidence is tried again
+//! unwrapped from SOCKS5.
+//!
+//! # Adding a detector
+//! 1. `src/dpi/<name>.rs`: the protocol, and a type implementing `Detector`
+//!    (`#[inline]` on `inspect`).
+//! 2. Here: `mod <name>;`, its `DetectorId` (variant, `ALL`, `name`: the
+//!    metric label and config name), a field of `Memory` if it keeps per-flow
+//!    memory (keep an eye on the `flow_state_size` test), and one line in
+//!    `Detectors::tcp` or `Detectors::udp`.
 //!
 //! # Combining rule
 //! Each detector's evidence is kept per flow at its best confidence (counted
@@ -51,6 +80,7 @@ use std::net::IpAddr;
 use crate::wire::Transport;
 
 mod bencode;
+mod detector;
 mod dht;
 mod framing;
 mod guards;
@@ -60,6 +90,7 @@ mod known_peers;
 mod lsd;
 mod mse;
 mod socks5;
+mod stream;
 mod udp_tracker;
 mod utp;
 
@@ -69,11 +100,8 @@ mod tests;
 pub use handshake::HandshakeInfo;
 pub use known_peers::PeerTier;
 
-use handshake::PrefixMatch;
+use detector::{Detector, Findings, Payload};
 use known_peers::KnownPeers;
-use mse::MseState;
-use udp_tracker::{TrackerEvidence, TrackerState};
-use utp::{UtpEvidence, UtpState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Confidence {
@@ -105,8 +133,6 @@ impl Confidence {
 const CONDEMN_POINTS: u8 = 4;
 /// Points an Advertised endpoint adds.
 const ADVERTISED_POINTS: u8 = 2;
-/// Peers learned from one peer list at most (bounds the work per packet).
-const MAX_LEARNED_PER_PACKET: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DetectorId {
@@ -184,6 +210,23 @@ pub enum Direction {
     /// From the endpoint that sent the flow's first packet.
     Originator,
     Responder,
+}
+
+impl Direction {
+    /// 0 for the originator, 1 for the responder: indexes per-direction arrays.
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The other direction.
+    #[inline]
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::Originator => Direction::Responder,
+            Direction::Responder => Direction::Originator,
+        }
+    }
 }
 
 /// One payload-carrying packet of a flow, as the detectors see it.
@@ -279,45 +322,76 @@ impl Default for DpiConfig {
     }
 }
 
-/// Flow-state flag bits.
+/// Tally flag bits.
 const GUARDED: u8 = 0x01;
 const DECIDED_BITTORRENT: u8 = 0x02;
 const DECIDED_CLEAN: u8 = 0x04;
 const ADVERTISED_ENDPOINT: u8 = 0x08;
-/// Bits 4/5: valid framing seen from direction 0/1.
-const FRAMING_SEEN: [u8; 2] = [0x10, 0x20];
 
 /// Per-flow DPI memory: fixed size, no heap (see `flow_state_size` test).
 #[derive(Clone, Debug, Default)]
 pub struct FlowDpiState {
-    /// Payload packets seen per direction (index = `Direction as usize`).
+    /// Payload packets seen per direction (index = `Direction::index`).
     pub payload_packets: [u8; 2],
+    tally: Tally,
+    memory: Memory,
+}
+
+/// What the detectors remember of a flow: the TCP stream position they share,
+/// and each one's own `Detector::Memory`.
+#[derive(Clone, Debug, Default)]
+struct Memory {
+    stream: stream::Streams,
+    handshake: handshake::HandshakeState,
+    framing: framing::FramingState,
+    utp: utp::UtpState,
+    tracker: udp_tracker::TrackerState,
+    mse: mse::MseState,
+}
+
+/// The flow's evidence and decision: what the combining rule reads.
+#[derive(Clone, Debug, Default)]
+struct Tally {
     flags: u8,
     /// Best confidence per detector: 0 none, else 1 + `Confidence as u8`.
     evidence: [u8; DetectorId::COUNT],
     lead: Option<Detection>,
-    /// Stream bytes seen per direction (saturating), TCP.
-    stream_len: [u16; 2],
-    /// The first 20 bytes of each TCP direction: reassembles a handshake
-    /// split over several segments.
-    prefix: [[u8; handshake::PSTR.len()]; 2],
-    /// Fingerprint of the last TCP payload per direction, to skip
-    /// retransmissions.
-    last_fingerprint: [u32; 2],
-    handshake: HandshakeInfo,
-    utp: UtpState,
-    tracker: TrackerState,
-    mse: MseState,
 }
 
 impl FlowDpiState {
     /// Reserved bits and client code of a complete peer-wire handshake.
     pub fn handshake_info(&self) -> Option<HandshakeInfo> {
-        (self.handshake.flags & handshake::FLAG_VALID != 0).then_some(self.handshake)
+        self.memory.handshake.info()
     }
 
     /// True when a false-positive guard fired on this flow.
     pub fn guarded(&self) -> bool {
+        self.tally.guarded()
+    }
+
+    #[cfg(test)]
+    fn evidence(&self, id: DetectorId) -> Option<Confidence> {
+        self.tally.evidence(id)
+    }
+
+    #[cfg(test)]
+    fn note(&mut self, id: DetectorId, c: Confidence) {
+        self.tally.note(id, c);
+    }
+
+    #[cfg(test)]
+    fn apply_guard(&mut self) {
+        self.tally.apply_guard();
+    }
+
+    #[cfg(test)]
+    fn score(&self) -> (bool, bool, u8) {
+        self.tally.score()
+    }
+}
+
+impl Tally {
+    fn guarded(&self) -> bool {
         self.flags & GUARDED != 0
     }
 
@@ -386,21 +460,75 @@ impl FlowDpiState {
     }
 }
 
-/// Cheap fingerprint of a segment (length, head, tail) for retransmissions.
-fn fingerprint(p: &[u8]) -> u32 {
-    let head = &p[..p.len().min(16)];
-    let tail = &p[p.len().saturating_sub(8)..];
-    let mut h: u32 = 0x811c_9dc5 ^ (p.len() as u32);
-    for &b in head.iter().chain(tail) {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+/// The detectors, by transport: the engine-wide data of those that have some
+/// (the others are unit types), and the lists that run them.
+struct Detectors {
+    http: http::HttpMatcher,
+    lsd: lsd::LsdMatcher,
+}
+
+impl Detectors {
+    fn new() -> Self {
+        Detectors {
+            http: http::HttpMatcher::new(),
+            lsd: lsd::LsdMatcher::new(),
+        }
     }
-    h | 1
+
+    fn tcp(&self, m: &mut Memory, ctx: &PayloadCtx<'_>, out: &mut Findings<'_>) {
+        let Some(stream_at) = m.stream.advance(ctx.direction, ctx.payload) else {
+            return; // a retransmission: already seen
+        };
+        if stream_at == 0 && guards::tcp(ctx.payload).is_some() {
+            out.guard();
+        }
+        let p = Payload::segment(ctx, stream_at);
+        handshake::Handshake.inspect(&mut m.handshake, &p, out);
+        self.http.inspect(&mut (), &p, out);
+        framing::Framing.inspect(&mut m.framing, &p, out);
+        mse::Mse.inspect(&mut m.mse, &p, out);
+    }
+
+    fn udp(&self, m: &mut Memory, ctx: &PayloadCtx<'_>, out: &mut Findings<'_>) {
+        if !out.guarded() && guards::udp(ctx.payload, ctx.src_port, ctx.dst_port).is_some() {
+            out.guard();
+        }
+        let before = out.evidence();
+        self.datagram(m, &Payload::datagram(ctx, ctx.payload, false), out);
+        if out.evidence() == before {
+            // Nothing in the datagram itself: maybe it is SOCKS5-relayed.
+            if let Some(inner) = socks5::unwrap(ctx.payload) {
+                self.datagram(m, &Payload::datagram(ctx, inner, true), out);
+            }
+        }
+    }
+
+    /// One datagram through the UDP detectors, until one recognises it.
+    fn datagram(&self, m: &mut Memory, p: &Payload<'_>, out: &mut Findings<'_>) {
+        out.begin(p);
+        let _recognised = offer(&self.lsd, &mut (), p, out)
+            || offer(&dht::Dht, &mut (), p, out)
+            || offer(&utp::Utp, &mut m.utp, p, out)
+            || offer(&udp_tracker::UdpTracker, &mut m.tracker, p, out);
+    }
+}
+
+/// Shows `p` to one more detector of a UDP pass; true when it recognised it
+/// (the ones before did not: the pass stops at the first).
+#[inline]
+fn offer<D: Detector>(
+    detector: &D,
+    memory: &mut D::Memory,
+    p: &Payload<'_>,
+    out: &mut Findings<'_>,
+) -> bool {
+    detector.inspect(memory, p, out);
+    out.reported()
 }
 
 pub struct DpiEngine {
     config: DpiConfig,
-    http: http::HttpMatcher,
-    lsd: lsd::LsdMatcher,
+    detectors: Detectors,
     known: KnownPeers,
     ttl_ns: u64,
 }
@@ -414,8 +542,7 @@ impl DpiEngine {
         let capacity = config.known_peer_capacity;
         DpiEngine {
             config: config.clone(),
-            http: http::HttpMatcher::new(),
-            lsd: lsd::LsdMatcher::new(),
+            detectors: Detectors::new(),
             known: KnownPeers::new(capacity, ttl_ns),
             ttl_ns,
         }
@@ -462,23 +589,24 @@ impl DpiEngine {
         ctx: &PayloadCtx<'_>,
         now_ns: u64,
     ) -> Inspection {
-        if state.flags & DECIDED_BITTORRENT != 0 {
-            if let Some(d) = state.lead {
+        if state.tally.flags & DECIDED_BITTORRENT != 0 {
+            if let Some(d) = state.tally.lead {
                 return Inspection::BitTorrent(d);
             }
         }
-        if state.flags & DECIDED_CLEAN != 0 {
+        if state.tally.flags & DECIDED_CLEAN != 0 {
             return Inspection::Clean;
         }
-        let dir = ctx.direction as usize;
+        let dir = ctx.direction.index();
         let first_of_flow = state.payload_packets == [0, 0];
         state.payload_packets[dir] = state.payload_packets[dir].saturating_add(1);
 
+        let mut out = Findings::new(&mut state.tally, &mut self.known, &self.config, now_ns);
         match ctx.transport {
-            Transport::Tcp => self.tcp(state, ctx, now_ns),
-            Transport::Udp => self.udp(state, ctx, now_ns),
+            Transport::Tcp => self.detectors.tcp(&mut state.memory, ctx, &mut out),
+            Transport::Udp => self.detectors.udp(&mut state.memory, ctx, &mut out),
         }
-        if first_of_flow && !state.score().0 {
+        if first_of_flow && !state.tally.score().0 {
             if let Some(found) = self.check_endpoints(state, ctx, now_ns) {
                 return found;
             }
@@ -507,295 +635,46 @@ impl DpiEngine {
                     detector: DetectorId::KnownPeer,
                     confidence: Confidence::Strong,
                 };
-                state.lead = Some(d);
-                state.flags |= DECIDED_BITTORRENT;
+                state.tally.lead = Some(d);
+                state.tally.flags |= DECIDED_BITTORRENT;
                 Some(Inspection::BitTorrent(d))
             }
             PeerTier::Advertised => {
-                state.flags |= ADVERTISED_ENDPOINT;
+                state.tally.flags |= ADVERTISED_ENDPOINT;
                 None
             }
         }
     }
 
     fn judge(&self, state: &mut FlowDpiState, ctx: &PayloadCtx<'_>, now_ns: u64) -> Inspection {
-        let (definitive, strong, mut points) = state.score();
+        let (definitive, strong, mut points) = state.tally.score();
         if !definitive
             && strong
             && points < CONDEMN_POINTS
-            && state.flags & ADVERTISED_ENDPOINT == 0
+            && state.tally.flags & ADVERTISED_ENDPOINT == 0
         {
             // The cache may have learned an endpoint since the flow began.
             if let Some(found) = self.check_endpoints(state, ctx, now_ns) {
                 return found;
             }
         }
-        if state.flags & ADVERTISED_ENDPOINT != 0 {
+        let tally = &mut state.tally;
+        if tally.flags & ADVERTISED_ENDPOINT != 0 {
             points = points.saturating_add(ADVERTISED_POINTS);
         }
         if definitive || (strong && points >= CONDEMN_POINTS) {
-            if let Some(d) = state.lead {
-                state.flags |= DECIDED_BITTORRENT;
+            if let Some(d) = tally.lead {
+                tally.flags |= DECIDED_BITTORRENT;
                 return Inspection::BitTorrent(d);
             }
         }
         let max = self.config.max_payload_packets;
         let [a, b] = state.payload_packets;
         if (a >= max && (b >= max || b == 0)) || (b >= max && a == 0) {
-            state.flags |= DECIDED_CLEAN;
+            state.tally.flags |= DECIDED_CLEAN;
             return Inspection::Clean;
         }
         Inspection::Pending
-    }
-
-    fn confirm(&mut self, ip: IpAddr, port: u16, now_ns: u64) {
-        self.known.insert(ip, port, PeerTier::Confirmed, now_ns);
-    }
-
-    fn advertise(&mut self, ip: IpAddr, port: u16, now_ns: u64) {
-        if self.config.learn_advertised_peers {
-            self.known.insert(ip, port, PeerTier::Advertised, now_ns);
-        }
-    }
-
-    // ---- TCP ----
-
-    fn tcp(&mut self, st: &mut FlowDpiState, ctx: &PayloadCtx<'_>, now_ns: u64) {
-        let dir = ctx.direction as usize;
-        let p = ctx.payload;
-        let fp = fingerprint(p);
-        if st.last_fingerprint[dir] == fp {
-            return; // a retransmission: already seen
-        }
-        st.last_fingerprint[dir] = fp;
-        let stream_start = st.stream_len[dir] == 0;
-        if stream_start && guards::tcp(p).is_some() {
-            st.apply_guard();
-        }
-        if self.enabled(DetectorId::PeerWireHandshake) {
-            self.tcp_handshake(st, ctx, now_ns);
-        }
-        let http_on = self.enabled(DetectorId::HttpTracker) || self.enabled(DetectorId::HttpClient);
-        // A new request may also start a later segment (keep-alive).
-        if http_on && (stream_start || p.starts_with(b"GET ")) {
-            if let Some(e) = self.http.inspect(p) {
-                if let (Some(c), true) = (e.tracker, self.enabled(DetectorId::HttpTracker)) {
-                    st.note(DetectorId::HttpTracker, c);
-                }
-                if e.client_agent && self.enabled(DetectorId::HttpClient) {
-                    st.note(DetectorId::HttpClient, Confidence::Strong);
-                }
-            }
-        }
-        if self.enabled(DetectorId::PeerWireFraming) || self.enabled(DetectorId::ExtensionHandshake)
-        {
-            self.tcp_framing(st, ctx, now_ns);
-        }
-        if self.enabled(DetectorId::Mse) {
-            if let Some(c) = st.mse.feed(dir, p) {
-                st.note(DetectorId::Mse, c);
-            }
-        }
-        let len = u16::try_from(p.len()).unwrap_or(u16::MAX);
-        st.stream_len[dir] = st.stream_len[dir].saturating_add(len);
-    }
-
-    fn tcp_handshake(&mut self, st: &mut FlowDpiState, ctx: &PayloadCtx<'_>, now_ns: u64) {
-        let dir = ctx.direction as usize;
-        let p = ctx.payload;
-        let have = usize::from(st.stream_len[dir]);
-        let pstr_len = handshake::PSTR.len();
-        let complete = if have < pstr_len {
-            // Reassemble the first 20 bytes of the direction.
-            let take = (pstr_len - have).min(p.len());
-            st.prefix[dir][have..have + take].copy_from_slice(&p[..take]);
-            handshake::match_prefix(&st.prefix[dir][..have + take]) == PrefixMatch::Complete
-        } else {
-            false
-        };
-        // Also at any segment start: after an MSE negotiation that selected
-        // plaintext, the handshake follows the key exchange.
-        let complete = complete || handshake::match_prefix(p) == PrefixMatch::Complete;
-        if !complete {
-            return;
-        }
-        if let Some(info) = handshake::info(p) {
-            st.handshake = info;
-        }
-        st.note(DetectorId::PeerWireHandshake, Confidence::Definitive);
-        if ctx.direction == Direction::Responder {
-            // The responder spoke BitTorrent on its listening port.
-            self.confirm(ctx.src, ctx.src_port, now_ns);
-        }
-    }
-
-    fn tcp_framing(&mut self, st: &mut FlowDpiState, ctx: &PayloadCtx<'_>, now_ns: u64) {
-        let dir = ctx.direction as usize;
-        let p = ctx.payload;
-        if handshake::is_msdo(p) {
-            st.apply_guard();
-            return;
-        }
-        // A handshake segment may carry the first messages after its 68 bytes.
-        let body = if handshake::match_prefix(p) == PrefixMatch::Complete {
-            p.get(handshake::HANDSHAKE_LEN..).unwrap_or(&[])
-        } else {
-            p
-        };
-        if body.is_empty() {
-            return;
-        }
-        let Some(f) = framing::scan(body) else {
-            return;
-        };
-        if let Some(c) = f.extension {
-            if self.enabled(DetectorId::ExtensionHandshake) {
-                st.note(DetectorId::ExtensionHandshake, c);
-                if c == Confidence::Definitive && ctx.direction == Direction::Responder {
-                    self.confirm(ctx.src, ctx.src_port, now_ns);
-                }
-            }
-        }
-        let Some(mut c) = f.confidence() else {
-            return;
-        };
-        st.flags |= FRAMING_SEEN[dir];
-        // Well-formed messages from both sides: a peer-wire conversation.
-        if st.flags & FRAMING_SEEN[dir ^ 1] != 0 {
-            c = c.max(Confidence::Strong);
-        }
-        if self.enabled(DetectorId::PeerWireFraming) {
-            st.note(DetectorId::PeerWireFraming, c);
-        }
-    }
-
-    // ---- UDP ----
-
-    fn udp(&mut self, st: &mut FlowDpiState, ctx: &PayloadCtx<'_>, now_ns: u64) {
-        let p = ctx.payload;
-        if !st.guarded() && guards::udp(p, ctx.src_port, ctx.dst_port).is_some() {
-            st.apply_guard();
-        }
-        let before = st.evidence;
-        self.udp_datagram(st, ctx, p, true, now_ns);
-        if st.evidence == before {
-            // Nothing in the datagram itself: maybe it is SOCKS5-relayed.
-            if let Some(inner) = socks5::unwrap(p) {
-                self.udp_datagram(st, ctx, inner, false, now_ns);
-            }
-        }
-    }
-
-    /// The UDP detectors over one datagram. `direct` is false for a datagram
-    /// unwrapped from SOCKS5: its peer is not the flow's other endpoint, so
-    /// nothing per-flow (uTP, tracker exchanges) or per-endpoint is learned.
-    fn udp_datagram(
-        &mut self,
-        st: &mut FlowDpiState,
-        ctx: &PayloadCtx<'_>,
-        d: &[u8],
-        direct: bool,
-        now_ns: u64,
-    ) {
-        let dir = ctx.direction as usize;
-        if self.enabled(DetectorId::Lsd) {
-            if let Some(c) = self.lsd.inspect(d, ctx.dst, ctx.dst_port) {
-                st.note(DetectorId::Lsd, c);
-                return;
-            }
-        }
-        if self.enabled(DetectorId::Dht) {
-            if let Some(k) = dht::parse(d) {
-                st.note(DetectorId::Dht, k.confidence);
-                if direct && k.confidence == Confidence::Definitive {
-                    self.learn_from_krpc(ctx, &k, now_ns);
-                }
-                return;
-            }
-        }
-        if self.enabled(DetectorId::Utp) {
-            if let Some(h) = utp::parse(d) {
-                if h.kind == utp::ST_DATA
-                    && handshake::match_prefix(h.payload(d)) == PrefixMatch::Complete
-                {
-                    st.note(DetectorId::Utp, Confidence::Definitive);
-                    if direct {
-                        self.confirm(ctx.src, ctx.src_port, now_ns);
-                        self.confirm(ctx.dst, ctx.dst_port, now_ns);
-                    }
-                    return;
-                }
-                if direct {
-                    let c = match st.utp.feed(dir, &h) {
-                        UtpEvidence::Handshake => Some(Confidence::Definitive),
-                        // Header-field consistency, not a handshake: void on
-                        // a flow that a guard (STUN, DTLS, …) claimed.
-                        UtpEvidence::CrossDirection | UtpEvidence::Stream if !st.guarded() => {
-                            Some(Confidence::Definitive)
-                        }
-                        UtpEvidence::CrossDirectionIds => Some(Confidence::Strong),
-                        UtpEvidence::Syn => Some(Confidence::Weak),
-                        _ => None,
-                    };
-                    if let Some(c) = c {
-                        st.note(DetectorId::Utp, c);
-                        if c == Confidence::Definitive {
-                            self.confirm(ctx.src, ctx.src_port, now_ns);
-                            self.confirm(ctx.dst, ctx.dst_port, now_ns);
-                        }
-                        return;
-                    }
-                }
-            }
-        }
-        if self.enabled(DetectorId::UdpTracker) {
-            let mut scratch = TrackerState::default();
-            let tracker = if direct {
-                &mut st.tracker
-            } else {
-                &mut scratch
-            };
-            let (ev, peers) = tracker.feed(dir, d);
-            let c = match ev {
-                Some(TrackerEvidence::Matched) => Confidence::Definitive,
-                Some(TrackerEvidence::ConnectRequest | TrackerEvidence::AnnounceWithPeerId) => {
-                    Confidence::Strong
-                }
-                Some(TrackerEvidence::RequestShape) => Confidence::Weak,
-                None => return,
-            };
-            st.note(DetectorId::UdpTracker, c);
-            if direct {
-                self.learn_compact_peers(peers, ctx.src.is_ipv6(), now_ns);
-            }
-        }
-    }
-
-    fn learn_from_krpc(&mut self, ctx: &PayloadCtx<'_>, k: &dht::Krpc<'_>, now_ns: u64) {
-        // The sender runs a DHT node on this port.
-        self.confirm(ctx.src, ctx.src_port, now_ns);
-        if k.kind == dht::KrpcKind::Query {
-            // Whom it queried was named by someone else's node list.
-            self.advertise(ctx.dst, ctx.dst_port, now_ns);
-        }
-        if let Some(list) = k.values {
-            for (ip, port) in dht::values(list).take(MAX_LEARNED_PER_PACKET) {
-                if let Some(ip) = ip_from(ip) {
-                    self.advertise(ip, port, now_ns);
-                }
-            }
-        }
-    }
-
-    /// Compact peers (BEP 23 style: 6 bytes IPv4 or 18 bytes IPv6 each).
-    fn learn_compact_peers(&mut self, peers: &[u8], ipv6: bool, now_ns: u64) {
-        let unit = if ipv6 { 18 } else { 6 };
-        for peer in peers.chunks_exact(unit).take(MAX_LEARNED_PER_PACKET) {
-            let (ip, port) = peer.split_at(unit - 2);
-            if let Some(ip) = ip_from(ip) {
-                self.advertise(ip, u16::from_be_bytes([port[0], port[1]]), now_ns);
-            }
-        }
     }
 
     /// Optional: feed later payload packets of a flow already judged
@@ -806,22 +685,9 @@ impl DpiEngine {
         if ctx.transport != Transport::Udp || ctx.payload.first() != Some(&b'd') {
             return;
         }
-        if let Some(k) = dht::parse(ctx.payload) {
-            if k.confidence == Confidence::Definitive {
-                self.learn_from_krpc(ctx, &k, now_ns);
-            }
-        }
-    }
-}
-
-fn ip_from(b: &[u8]) -> Option<IpAddr> {
-    match b.len() {
-        4 => Some(IpAddr::from([b[0], b[1], b[2], b[3]])),
-        16 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(b);
-            Some(IpAddr::from(a))
-        }
-        _ => None,
+        // The flow's evidence is settled: only what the datagram teaches counts.
+        let mut settled = Tally::default();
+        let mut out = Findings::new(&mut settled, &mut self.known, &self.config, now_ns);
+        dht::learn_from(&Payload::datagram(ctx, ctx.payload, false), &mut out);
     }
 }

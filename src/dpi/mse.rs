@@ -21,7 +21,9 @@
 //! bounds. Even so the shape is Strong at most: it condemns a flow only with
 //! corroboration (see the combining rule in `mod.rs`).
 
-use super::Confidence;
+use super::detector::{Detector, Findings, Payload};
+use super::Direction::{self, Originator, Responder};
+use super::{Confidence, DetectorId};
 
 /// A 768-bit DH public key.
 pub const KEY_LEN: usize = 96;
@@ -58,29 +60,31 @@ pub struct MseState {
 }
 
 impl MseState {
-    /// Feeds the next (non-retransmitted) TCP payload from direction `dir`
-    /// (0 originator, 1 responder). Returns new evidence, if any.
-    pub fn feed(&mut self, dir: usize, payload: &[u8]) -> Option<Confidence> {
-        let (next, evidence) = self.step(dir & 1, payload);
+    /// Feeds the next (non-retransmitted) TCP payload from `dir`. Returns new
+    /// evidence, if any.
+    #[inline]
+    pub fn feed(&mut self, dir: Direction, payload: &[u8]) -> Option<Confidence> {
+        let (next, evidence) = self.step(dir, payload);
         self.phase = next;
         evidence
     }
 
-    fn step(&mut self, dir: usize, p: &[u8]) -> (Phase, Option<Confidence>) {
+    #[inline]
+    fn step(&mut self, dir: Direction, p: &[u8]) -> (Phase, Option<Confidence>) {
         let len = p.len().min(usize::from(u16::MAX));
         match (self.phase, dir) {
-            (Phase::Start, 0) if key_segment(p) => {
-                self.flight[0] = len as u16;
+            (Phase::Start, Originator) if key_segment(p) => {
+                self.flight[dir.index()] = len as u16;
                 (Phase::OriginatorKey, None)
             }
-            (Phase::OriginatorKey, 0) => self.grow(0, len, Phase::OriginatorKey, None),
-            (Phase::OriginatorKey, 1) if key_segment(p) && self.flight_ok(0) => {
-                self.flight[1] = len as u16;
+            (Phase::OriginatorKey, Originator) => self.grow(dir, len, Phase::OriginatorKey, None),
+            (Phase::OriginatorKey, Responder) if key_segment(p) && self.flight_ok(Originator) => {
+                self.flight[dir.index()] = len as u16;
                 (Phase::ResponderKey, Some(Confidence::Weak))
             }
-            (Phase::ResponderKey, 1) => self.grow(1, len, Phase::ResponderKey, None),
-            (Phase::ResponderKey, 0)
-                if self.flight_ok(1) && len >= MIN_THIRD_MESSAGE && opaque(p) =>
+            (Phase::ResponderKey, Responder) => self.grow(dir, len, Phase::ResponderKey, None),
+            (Phase::ResponderKey, Originator)
+                if self.flight_ok(Responder) && len >= MIN_THIRD_MESSAGE && opaque(p) =>
             {
                 (Phase::Confirmed, Some(Confidence::Strong))
             }
@@ -91,27 +95,45 @@ impl MseState {
 
     fn grow(
         &mut self,
-        dir: usize,
+        dir: Direction,
         len: usize,
         stay: Phase,
         ev: Option<Confidence>,
     ) -> (Phase, Option<Confidence>) {
-        let total = usize::from(self.flight[dir]) + len;
+        let total = usize::from(self.flight[dir.index()]) + len;
         if total > MAX_FIRST_FLIGHT {
             return (Phase::Dead, None);
         }
-        self.flight[dir] = total as u16;
+        self.flight[dir.index()] = total as u16;
         (stay, ev)
     }
 
-    fn flight_ok(&self, dir: usize) -> bool {
-        (KEY_LEN..=MAX_FIRST_FLIGHT).contains(&usize::from(self.flight[dir]))
+    fn flight_ok(&self, dir: Direction) -> bool {
+        (KEY_LEN..=MAX_FIRST_FLIGHT).contains(&usize::from(self.flight[dir.index()]))
     }
 
     /// True once the full shape (through the originator's third message) was seen.
     #[cfg(test)]
     pub fn confirmed(&self) -> bool {
         self.phase == Phase::Confirmed
+    }
+}
+
+/// The MSE detector: the key-exchange shape, Weak once the responder
+/// answered, Strong once the originator followed (`Mse`).
+pub struct Mse;
+
+impl Detector for Mse {
+    type Memory = MseState;
+
+    #[inline]
+    fn inspect(&self, m: &mut MseState, p: &Payload<'_>, out: &mut Findings<'_>) {
+        if !out.enabled(DetectorId::Mse) {
+            return;
+        }
+        if let Some(c) = m.feed(p.ctx.direction, p.bytes) {
+            out.note(DetectorId::Mse, c);
+        }
     }
 }
 
@@ -247,6 +269,15 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// The direction of `TCP_MISS_SIZES`' 0/1.
+    fn side(dir: usize) -> Direction {
+        if dir == 0 {
+            Originator
+        } else {
+            Responder
+        }
+    }
+
     /// Sizes of the real MSE flow in positive/bittorrent_tcp_miss.pcapng.
     pub const TCP_MISS_SIZES: [(usize, usize); 4] = [(0, 198), (1, 424), (0, 471), (1, 240)];
 
@@ -270,7 +301,7 @@ pub(crate) mod tests {
         let mut m = MseState::default();
         let mut got = Vec::new();
         for (i, (dir, len)) in TCP_MISS_SIZES.iter().enumerate() {
-            got.push(m.feed(*dir, &random_bytes(i as u32 + 11, *len)));
+            got.push(m.feed(side(*dir), &random_bytes(i as u32 + 11, *len)));
         }
         assert_eq!(
             got,
@@ -282,42 +313,48 @@ pub(crate) mod tests {
     #[test]
     fn first_flight_may_span_segments_within_the_bound() {
         let mut m = MseState::default();
-        assert_eq!(m.feed(0, &random_bytes(1, 400)), None);
-        assert_eq!(m.feed(0, &random_bytes(2, 200)), None);
-        assert_eq!(m.feed(1, &random_bytes(3, 96)), Some(Confidence::Weak));
-        assert_eq!(m.feed(0, &random_bytes(4, 80)), Some(Confidence::Strong));
+        assert_eq!(m.feed(Originator, &random_bytes(1, 400)), None);
+        assert_eq!(m.feed(Originator, &random_bytes(2, 200)), None);
+        assert_eq!(
+            m.feed(Responder, &random_bytes(3, 96)),
+            Some(Confidence::Weak)
+        );
+        assert_eq!(
+            m.feed(Originator, &random_bytes(4, 80)),
+            Some(Confidence::Strong)
+        );
     }
 
     #[test]
     fn originator_sending_past_608_bytes_before_the_answer_is_not_mse() {
         let mut m = MseState::default();
-        m.feed(0, &random_bytes(1, 578));
-        m.feed(0, &random_bytes(2, 169));
-        assert_eq!(m.feed(1, &random_bytes(3, 105)), None);
-        assert_eq!(m.feed(0, &random_bytes(4, 300)), None);
+        m.feed(Originator, &random_bytes(1, 578));
+        m.feed(Originator, &random_bytes(2, 169));
+        assert_eq!(m.feed(Responder, &random_bytes(3, 105)), None);
+        assert_eq!(m.feed(Originator, &random_bytes(4, 300)), None);
         assert!(!m.confirmed());
     }
 
     #[test]
     fn responder_speaking_first_is_not_mse() {
         let mut m = MseState::default();
-        assert_eq!(m.feed(1, &random_bytes(1, 200)), None);
-        assert_eq!(m.feed(0, &random_bytes(2, 200)), None);
-        assert_eq!(m.feed(1, &random_bytes(3, 200)), None);
-        assert_eq!(m.feed(0, &random_bytes(4, 200)), None);
+        assert_eq!(m.feed(Responder, &random_bytes(1, 200)), None);
+        assert_eq!(m.feed(Originator, &random_bytes(2, 200)), None);
+        assert_eq!(m.feed(Responder, &random_bytes(3, 200)), None);
+        assert_eq!(m.feed(Originator, &random_bytes(4, 200)), None);
     }
 
     #[test]
     fn sizes_outside_the_dh_bounds_are_not_mse() {
         for first in [95, 609, 1448] {
             let mut m = MseState::default();
-            m.feed(0, &random_bytes(1, first));
-            assert_eq!(m.feed(1, &random_bytes(2, 200)), None, "{first}");
+            m.feed(Originator, &random_bytes(1, first));
+            assert_eq!(m.feed(Responder, &random_bytes(2, 200)), None, "{first}");
         }
         let mut m = MseState::default();
-        m.feed(0, &random_bytes(1, 200));
-        m.feed(1, &random_bytes(2, 200));
-        assert_eq!(m.feed(0, &random_bytes(3, 55)), None);
+        m.feed(Originator, &random_bytes(1, 200));
+        m.feed(Responder, &random_bytes(2, 200));
+        assert_eq!(m.feed(Originator, &random_bytes(3, 55)), None);
     }
 
     #[test]
@@ -327,8 +364,8 @@ pub(crate) mod tests {
         ];
         hello.extend(random_bytes(9, 309));
         let mut m = MseState::default();
-        m.feed(0, &hello);
-        assert_eq!(m.feed(1, &random_bytes(2, 200)), None);
+        m.feed(Originator, &hello);
+        assert_eq!(m.feed(Responder, &random_bytes(2, 200)), None);
         assert!(plaintext_start(&hello));
     }
 
@@ -349,8 +386,8 @@ pub(crate) mod tests {
         zbx.extend(random_bytes(7, 300 - 13));
         assert!(length_prefixed(&zbx));
         let mut m = MseState::default();
-        m.feed(0, &auth);
-        assert_eq!(m.feed(1, &random_bytes(2, 400)), None);
+        m.feed(Originator, &auth);
+        assert_eq!(m.feed(Responder, &random_bytes(2, 400)), None);
     }
 
     #[test]

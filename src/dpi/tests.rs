@@ -461,7 +461,7 @@ fn guards_void_shape_evidence_but_not_definitive_content() {
     s.apply_guard();
     assert_eq!(s.evidence(DetectorId::Mse), None);
     assert_eq!(s.evidence(DetectorId::HttpClient), Some(Confidence::Strong));
-    assert_eq!(s.lead.unwrap().detector, DetectorId::HttpClient);
+    assert_eq!(s.tally.lead.unwrap().detector, DetectorId::HttpClient);
     s.note(DetectorId::Utp, Confidence::Strong);
     assert_eq!(s.evidence(DetectorId::Utp), None);
     s.note(DetectorId::Utp, Confidence::Definitive);

@@ -9,6 +9,9 @@
 //! Definitive, and so is an announce or scrape reusing a connection id the
 //! tracker handed out in the same flow.
 
+use super::detector::{Detector, Findings, Payload, MAX_LEARNED_PER_PACKET};
+use super::{Confidence, DetectorId, Direction};
+
 const PROTOCOL_ID: u64 = 0x0417_2710_1980;
 
 const ACTION_CONNECT: u32 = 0;
@@ -99,10 +102,10 @@ fn azureus_peer_id(id: &[u8]) -> bool {
 }
 
 impl TrackerState {
-    /// Feeds one datagram from direction `dir`. Returns the evidence and, for
-    /// a matched announce response, its compact peer list (else empty).
-    pub fn feed<'a>(&mut self, dir: usize, d: &'a [u8]) -> (Option<TrackerEvidence>, &'a [u8]) {
-        let dir = (dir & 1) as u8;
+    /// Feeds one datagram from `dir`. Returns the evidence and, for a matched
+    /// announce response, its compact peer list (else empty).
+    pub fn feed<'a>(&mut self, dir: Direction, d: &'a [u8]) -> (Option<TrackerEvidence>, &'a [u8]) {
+        let dir = dir.index() as u8;
         if let Some(ev) = self.response(dir, d) {
             return ev;
         }
@@ -188,9 +191,44 @@ impl TrackerState {
     }
 }
 
+/// The UDP tracker detector (`UdpTracker`); a matched announce response's
+/// peers are advertised.
+pub struct UdpTracker;
+
+impl Detector for UdpTracker {
+    type Memory = TrackerState;
+
+    #[inline]
+    fn inspect(&self, state: &mut TrackerState, p: &Payload<'_>, out: &mut Findings<'_>) {
+        if !out.enabled(DetectorId::UdpTracker) {
+            return;
+        }
+        // A relayed datagram belongs to another exchange: judged alone.
+        let mut alone = TrackerState::default();
+        let state = if p.relayed { &mut alone } else { state };
+        let (ev, peers) = state.feed(p.ctx.direction, p.bytes);
+        let c = match ev {
+            Some(TrackerEvidence::Matched) => Confidence::Definitive,
+            Some(TrackerEvidence::ConnectRequest | TrackerEvidence::AnnounceWithPeerId) => {
+                Confidence::Strong
+            }
+            Some(TrackerEvidence::RequestShape) => Confidence::Weak,
+            None => return,
+        };
+        out.note(DetectorId::UdpTracker, c);
+        // Compact peers (BEP 23 style): 6 bytes each over IPv4, 18 over IPv6.
+        let unit = if p.ctx.src.is_ipv6() { 18 } else { 6 };
+        for peer in peers.chunks_exact(unit).take(MAX_LEARNED_PER_PACKET) {
+            let (ip, port) = peer.split_at(unit - 2);
+            out.advertise_compact(ip, u16::from_be_bytes([port[0], port[1]]));
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::dpi::Direction::{Originator, Responder};
 
     pub fn connect_request(tid: u32) -> Vec<u8> {
         let mut m = PROTOCOL_ID.to_be_bytes().to_vec();
@@ -235,7 +273,7 @@ pub(crate) mod tests {
     fn connect_request_alone_is_the_magic() {
         let mut t = TrackerState::default();
         assert_eq!(
-            t.feed(0, &connect_request(7)).0,
+            t.feed(Originator, &connect_request(7)).0,
             Some(TrackerEvidence::ConnectRequest)
         );
     }
@@ -243,16 +281,17 @@ pub(crate) mod tests {
     #[test]
     fn full_exchange_matches_and_yields_peers() {
         let mut t = TrackerState::default();
-        t.feed(0, &connect_request(7));
+        t.feed(Originator, &connect_request(7));
         assert_eq!(
-            t.feed(1, &connect_response(7, 0xdead_beef_0102_0304)).0,
+            t.feed(Responder, &connect_response(7, 0xdead_beef_0102_0304))
+                .0,
             Some(TrackerEvidence::Matched)
         );
         let a = announce(0xdead_beef_0102_0304, 8, &[b'x'; 20]);
-        assert_eq!(t.feed(0, &a).0, Some(TrackerEvidence::Matched));
+        assert_eq!(t.feed(Originator, &a).0, Some(TrackerEvidence::Matched));
         let peer = [10, 0, 0, 1, 0x1a, 0xe1];
         let resp = announce_response(8, &[peer]);
-        let (ev, peers) = t.feed(1, &resp);
+        let (ev, peers) = t.feed(Responder, &resp);
         assert_eq!(ev, Some(TrackerEvidence::Matched));
         assert_eq!(peers, &peer[..]);
     }
@@ -260,15 +299,15 @@ pub(crate) mod tests {
     #[test]
     fn responses_must_match_transaction_direction_and_size() {
         let mut t = TrackerState::default();
-        t.feed(0, &connect_request(7));
-        assert_eq!(t.feed(1, &connect_response(8, 1)).0, None);
+        t.feed(Originator, &connect_request(7));
+        assert_eq!(t.feed(Responder, &connect_response(8, 1)).0, None);
         // From the requester's own side.
-        assert_eq!(t.feed(0, &connect_response(7, 1)).0, None);
+        assert_eq!(t.feed(Originator, &connect_response(7, 1)).0, None);
         let mut long = connect_response(7, 1);
         long.push(0);
-        assert_eq!(t.feed(1, &long).0, None);
+        assert_eq!(t.feed(Responder, &long).0, None);
         assert_eq!(
-            t.feed(1, &connect_response(7, 1)).0,
+            t.feed(Responder, &connect_response(7, 1)).0,
             Some(TrackerEvidence::Matched)
         );
     }
@@ -277,13 +316,19 @@ pub(crate) mod tests {
     fn announce_without_context_is_a_shape_or_peer_id() {
         let mut t = TrackerState::default();
         let plain = announce(0x1122_3344_5566_7788, 1, &[0x33; 20]);
-        assert_eq!(t.feed(0, &plain).0, Some(TrackerEvidence::RequestShape));
+        assert_eq!(
+            t.feed(Originator, &plain).0,
+            Some(TrackerEvidence::RequestShape)
+        );
         let mut t = TrackerState::default();
         let qb = announce(0x1122_3344_5566_7788, 1, b"-qB4650-abcdefghijkl");
-        assert_eq!(t.feed(0, &qb).0, Some(TrackerEvidence::AnnounceWithPeerId));
+        assert_eq!(
+            t.feed(Originator, &qb).0,
+            Some(TrackerEvidence::AnnounceWithPeerId)
+        );
         // Its matched response is Definitive.
         assert_eq!(
-            t.feed(1, &announce_response(1, &[])).0,
+            t.feed(Responder, &announce_response(1, &[])).0,
             Some(TrackerEvidence::Matched)
         );
     }
@@ -293,13 +338,16 @@ pub(crate) mod tests {
         let mut t = TrackerState::default();
         let mut a = announce(5, 1, &[0x33; 20]);
         a.extend_from_slice(&[2, 3, b'/', b'a', b'b', 1, 0]);
-        assert_eq!(t.feed(0, &a).0, Some(TrackerEvidence::RequestShape));
+        assert_eq!(
+            t.feed(Originator, &a).0,
+            Some(TrackerEvidence::RequestShape)
+        );
         let mut bad = announce(5, 1, &[0x33; 20]);
         bad.extend_from_slice(&[2, 30, b'/']);
-        assert_eq!(TrackerState::default().feed(0, &bad).0, None);
+        assert_eq!(TrackerState::default().feed(Originator, &bad).0, None);
         let mut bad_event = announce(5, 1, &[0x33; 20]);
         bad_event[EVENT_AT + 3] = 9;
-        assert_eq!(TrackerState::default().feed(0, &bad_event).0, None);
+        assert_eq!(TrackerState::default().feed(Originator, &bad_event).0, None);
     }
 
     #[test]
@@ -308,23 +356,23 @@ pub(crate) mod tests {
         // Magic with a wrong action, wrong length, or a wrong magic.
         let mut m = connect_request(1);
         m[11] = 1;
-        assert_eq!(t.feed(0, &m).0, None);
+        assert_eq!(t.feed(Originator, &m).0, None);
         let mut m = connect_request(1);
         m.push(0);
-        assert_eq!(t.feed(0, &m).0, None);
+        assert_eq!(t.feed(Originator, &m).0, None);
         let mut m = connect_request(1);
         m[7] = 0x81;
-        assert_eq!(t.feed(0, &m).0, None);
+        assert_eq!(t.feed(Originator, &m).0, None);
         // A DNS query is none of it.
         let dns = [
             0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'f', b'o', b'o', 0, 0, 1, 0, 1,
         ];
-        assert_eq!(TrackerState::default().feed(0, &dns).0, None);
+        assert_eq!(TrackerState::default().feed(Originator, &dns).0, None);
         // Scrape with a partial hash.
         let mut s = 5u64.to_be_bytes().to_vec();
         s.extend_from_slice(&2u32.to_be_bytes());
         s.extend_from_slice(&1u32.to_be_bytes());
         s.extend_from_slice(&[1; 25]);
-        assert_eq!(TrackerState::default().feed(0, &s).0, None);
+        assert_eq!(TrackerState::default().feed(Originator, &s).0, None);
     }
 }

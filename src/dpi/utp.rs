@@ -15,6 +15,10 @@
 //! exactly one and acknowledge each other's sequence numbers (a connection
 //! picked up after its SYN; Definitive), or ids ±1 alone (Strong).
 
+use super::detector::{Detector, Findings, Payload};
+use super::handshake::{self, PrefixMatch};
+use super::{Confidence, DetectorId, Direction};
+
 pub const HEADER_LEN: usize = 20;
 
 pub const ST_DATA: u8 = 0;
@@ -56,6 +60,7 @@ impl Header {
 /// Also applies the per-type rules that real stacks (libutp, libtorrent) never
 /// break: SYN and STATE carry no payload, DATA carries one, and a SYN has no
 /// timestamp echo yet and advertises a receive window.
+#[inline]
 pub fn parse(d: &[u8]) -> Option<Header> {
     let h = d.get(..HEADER_LEN)?;
     let kind = h[0] >> 4;
@@ -153,9 +158,10 @@ pub enum UtpEvidence {
 }
 
 impl UtpState {
-    /// Feeds one header from direction `dir` (0 originator, 1 responder).
-    pub fn feed(&mut self, dir: usize, h: &Header) -> UtpEvidence {
-        let dir = dir & 1;
+    /// Feeds one header from `dir`.
+    #[inline]
+    pub fn feed(&mut self, dir: Direction, h: &Header) -> UtpEvidence {
+        let dir = dir.index();
         let other = dir ^ 1;
         if h.kind == ST_SYN {
             self.flags |= 1 << dir;
@@ -239,9 +245,55 @@ impl UtpState {
     }
 }
 
+/// The uTP detector (`Utp`). A BitTorrent handshake inside DATA is Definitive
+/// on its own. Otherwise the flow's own headers are fed to its `UtpState` (not
+/// a relayed datagram's: its peer is another connection), and a connection
+/// proven by the exchange or a one-way stream is Definitive; the stream and
+/// cross-direction checks are header-field consistency, void on a flow that a
+/// guard (STUN, DTLS, …) claimed.
+pub struct Utp;
+
+impl Detector for Utp {
+    type Memory = UtpState;
+
+    #[inline]
+    fn inspect(&self, state: &mut UtpState, p: &Payload<'_>, out: &mut Findings<'_>) {
+        if !out.enabled(DetectorId::Utp) {
+            return;
+        }
+        let Some(h) = parse(p.bytes) else {
+            return;
+        };
+        let carries_handshake = h.kind == ST_DATA
+            && handshake::match_prefix(h.payload(p.bytes)) == PrefixMatch::Complete;
+        let c = if carries_handshake {
+            Confidence::Definitive
+        } else if p.relayed {
+            return;
+        } else {
+            match state.feed(p.ctx.direction, &h) {
+                UtpEvidence::Handshake => Confidence::Definitive,
+                UtpEvidence::CrossDirection | UtpEvidence::Stream if !out.guarded() => {
+                    Confidence::Definitive
+                }
+                UtpEvidence::CrossDirectionIds => Confidence::Strong,
+                UtpEvidence::Syn => Confidence::Weak,
+                _ => return,
+            }
+        };
+        out.note(DetectorId::Utp, c);
+        if c == Confidence::Definitive {
+            // Both ends run a uTP BitTorrent stack on these ports.
+            out.confirm(p.ctx.src, p.ctx.src_port);
+            out.confirm(p.ctx.dst, p.ctx.dst_port);
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::dpi::Direction::{Originator, Responder};
 
     #[allow(clippy::too_many_arguments)]
     pub fn header(
@@ -343,20 +395,20 @@ pub(crate) mod tests {
     fn syn_answered_by_matching_state_is_a_handshake() {
         let mut st = UtpState::default();
         assert_eq!(
-            st.feed(0, &parse(&syn(0x4000, 100)).unwrap()),
+            st.feed(Originator, &parse(&syn(0x4000, 100)).unwrap()),
             UtpEvidence::Syn
         );
         // Wrong id, then wrong ack: not the answer.
         assert_eq!(
-            st.feed(1, &parse(&state(0x4001, 9, 100)).unwrap()),
+            st.feed(Responder, &parse(&state(0x4001, 9, 100)).unwrap()),
             UtpEvidence::Shape
         );
         assert_eq!(
-            st.feed(1, &parse(&state(0x4000, 9, 101)).unwrap()),
+            st.feed(Responder, &parse(&state(0x4000, 9, 101)).unwrap()),
             UtpEvidence::Shape
         );
         assert_eq!(
-            st.feed(1, &parse(&state(0x4000, 9, 100)).unwrap()),
+            st.feed(Responder, &parse(&state(0x4000, 9, 100)).unwrap()),
             UtpEvidence::Handshake
         );
     }
@@ -364,9 +416,9 @@ pub(crate) mod tests {
     #[test]
     fn a_state_from_the_syn_side_is_not_the_answer() {
         let mut st = UtpState::default();
-        st.feed(0, &parse(&syn(0x4000, 100)).unwrap());
+        st.feed(Originator, &parse(&syn(0x4000, 100)).unwrap());
         assert_eq!(
-            st.feed(0, &parse(&state(0x4000, 9, 100)).unwrap()),
+            st.feed(Originator, &parse(&state(0x4000, 9, 100)).unwrap()),
             UtpEvidence::Shape
         );
     }
@@ -377,23 +429,23 @@ pub(crate) mod tests {
         let a = header(ST_DATA, 0, 0x4001, 1, 1, 1, 101, 9);
         let mut a = a;
         a.extend_from_slice(b"x");
-        assert_eq!(st.feed(0, &parse(&a).unwrap()), UtpEvidence::Shape);
+        assert_eq!(st.feed(Originator, &parse(&a).unwrap()), UtpEvidence::Shape);
         assert_eq!(
-            st.feed(1, &parse(&state(0x4000, 10, 101)).unwrap()),
+            st.feed(Responder, &parse(&state(0x4000, 10, 101)).unwrap()),
             UtpEvidence::CrossDirection
         );
 
         let mut far = UtpState::default();
-        far.feed(0, &parse(&a).unwrap());
+        far.feed(Originator, &parse(&a).unwrap());
         assert_eq!(
-            far.feed(1, &parse(&state(0x4000, 30000, 5000)).unwrap()),
+            far.feed(Responder, &parse(&state(0x4000, 30000, 5000)).unwrap()),
             UtpEvidence::CrossDirectionIds
         );
 
         let mut unrelated = UtpState::default();
-        unrelated.feed(0, &parse(&a).unwrap());
+        unrelated.feed(Originator, &parse(&a).unwrap());
         assert_eq!(
-            unrelated.feed(1, &parse(&state(0x7000, 10, 101)).unwrap()),
+            unrelated.feed(Responder, &parse(&state(0x7000, 10, 101)).unwrap()),
             UtpEvidence::Shape
         );
     }
@@ -407,8 +459,8 @@ pub(crate) mod tests {
         stun.extend_from_slice(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01, 0x12, 0x34, 1, 2, 3, 4]);
         let mut st = UtpState::default();
         if let Some(h) = parse(&stun) {
-            assert_eq!(st.feed(0, &h), UtpEvidence::Shape);
-            assert_eq!(st.feed(0, &h), UtpEvidence::Shape);
+            assert_eq!(st.feed(Originator, &h), UtpEvidence::Shape);
+            assert_eq!(st.feed(Originator, &h), UtpEvidence::Shape);
         }
     }
 }
