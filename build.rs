@@ -22,7 +22,7 @@ mod dpdk {
     const APT_HINT: &str =
         "apt-get install libdpdk-dev dpdk pkg-config libclang-dev libpcap-dev (or build with --no-default-features for the DPDK-free parts)";
 
-    pub fn build() {
+    pub(super) fn build() {
         let src =
             PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
                 .join("src/dpdk/sys");

@@ -19,6 +19,9 @@
 //! (`cargo test --no-default-features`). Cargo.toml denies the lint against
 //! raw-pointer code for the whole package; `dpdk` alone allows it.
 
+// `pub` means part of the library's interface: reachable from this root.
+#![warn(unreachable_pub)]
+
 pub mod ban;
 pub mod clock;
 pub mod config;

@@ -51,7 +51,7 @@ mod enabled {
     const SUB: usize = 4;
     const SUB_BITS: u32 = 2;
     /// Covers 0 .. 2^40 cycles, far beyond any stage.
-    pub const BUCKETS: usize = 40 * SUB;
+    pub(super) const BUCKETS: usize = 40 * SUB;
 
     /// Log-linear histogram of cycle counts.
     #[derive(Debug)]

@@ -7,6 +7,7 @@
     clippy::all,
     clippy::pedantic,
     improper_ctypes,
-    unnecessary_transmutes
+    unnecessary_transmutes,
+    unreachable_pub
 )]
 include!(concat!(env!("OUT_DIR"), "/dpdk_bindings.rs"));

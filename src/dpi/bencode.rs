@@ -7,7 +7,7 @@
 //! over any input ends after at most `input.len()` steps and never panics.
 
 /// Nesting deeper than this is not KRPC or BEP 10 and is rejected.
-pub const MAX_DEPTH: u8 = 8;
+pub(super) const MAX_DEPTH: u8 = 8;
 
 /// Longest integer literal accepted (sign + 19 digits fits an i64).
 const MAX_INT_DIGITS: usize = 20;
@@ -16,7 +16,7 @@ const MAX_INT_DIGITS: usize = 20;
 const MAX_LEN_DIGITS: usize = 7;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Token<'a> {
+pub(super) enum Token<'a> {
     /// `d`: a dictionary opens.
     Dict,
     /// `l`: a list opens.
@@ -30,7 +30,7 @@ pub enum Token<'a> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BencodeError {
+pub(super) enum BencodeError {
     /// The input ends inside a token (a segment may end mid-structure).
     Truncated,
     /// Not bencode: a stray byte, a bad length or integer, a non-string key.
@@ -41,14 +41,14 @@ pub enum BencodeError {
 
 /// A cursor over one bencoded buffer.
 #[derive(Clone, Debug)]
-pub struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     depth: u8,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
         Reader {
             buf,
             pos: 0,
@@ -57,21 +57,21 @@ impl<'a> Reader<'a> {
     }
 
     /// Offset of the next unread byte.
-    pub fn pos(&self) -> usize {
+    pub(super) fn pos(&self) -> usize {
         self.pos
     }
 
     /// The input between two offsets this reader has returned from `pos()`.
-    pub fn buf_slice(&self, start: usize, end: usize) -> Option<&'a [u8]> {
+    pub(super) fn buf_slice(&self, start: usize, end: usize) -> Option<&'a [u8]> {
         self.buf.get(start..end)
     }
 
     /// True when every byte has been read.
-    pub fn at_end(&self) -> bool {
+    pub(super) fn at_end(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
-    pub fn next_token(&mut self) -> Result<Token<'a>, BencodeError> {
+    pub(super) fn next_token(&mut self) -> Result<Token<'a>, BencodeError> {
         let rest = self.buf.get(self.pos..).unwrap_or(&[]);
         let first = *rest.first().ok_or(BencodeError::Truncated)?;
         match first {
@@ -141,7 +141,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips one complete value: a scalar, or a dict/list with all it holds.
-    pub fn skip_value(&mut self) -> Result<(), BencodeError> {
+    pub(super) fn skip_value(&mut self) -> Result<(), BencodeError> {
         let outer = self.depth;
         match self.next_token()? {
             Token::Dict | Token::List => loop {
@@ -155,7 +155,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Inside a dict: the next key, or `None` when the dict closes.
-    pub fn next_key(&mut self) -> Result<Option<&'a [u8]>, BencodeError> {
+    pub(super) fn next_key(&mut self) -> Result<Option<&'a [u8]>, BencodeError> {
         match self.next_token()? {
             Token::End => Ok(None),
             Token::Bytes(k) => Ok(Some(k)),

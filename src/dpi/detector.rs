@@ -48,7 +48,7 @@ pub(super) struct Payload<'a> {
 
 impl<'a> Payload<'a> {
     /// A TCP segment (already known not to be a retransmission).
-    pub fn segment(ctx: &'a PayloadCtx<'a>, stream_at: u16) -> Self {
+    pub(super) fn segment(ctx: &'a PayloadCtx<'a>, stream_at: u16) -> Self {
         Payload {
             ctx,
             bytes: ctx.payload,
@@ -58,7 +58,7 @@ impl<'a> Payload<'a> {
     }
 
     /// A UDP datagram: the packet's own, or one relayed inside it.
-    pub fn datagram(ctx: &'a PayloadCtx<'a>, bytes: &'a [u8], relayed: bool) -> Self {
+    pub(super) fn datagram(ctx: &'a PayloadCtx<'a>, bytes: &'a [u8], relayed: bool) -> Self {
         Payload {
             ctx,
             bytes,
@@ -85,7 +85,7 @@ pub(super) struct Findings<'f> {
 }
 
 impl<'f> Findings<'f> {
-    pub fn new(
+    pub(super) fn new(
         tally: &'f mut Tally,
         known: &'f mut KnownPeers,
         config: &DpiConfig,
@@ -104,7 +104,7 @@ impl<'f> Findings<'f> {
 
     /// Before the detectors look at `p` (each UDP datagram pass).
     #[inline]
-    pub fn begin(&mut self, p: &Payload<'_>) {
+    pub(super) fn begin(&mut self, p: &Payload<'_>) {
         self.reported = false;
         self.learning = !p.relayed;
     }
@@ -112,21 +112,21 @@ impl<'f> Findings<'f> {
     /// Whether a detector noted evidence since `begin` (even evidence that a
     /// guard then voided): it recognised the payload as its protocol.
     #[inline]
-    pub fn reported(&self) -> bool {
+    pub(super) fn reported(&self) -> bool {
         self.reported
     }
 
     /// Whether the detector `id` is switched on. A detector checks this before
     /// noting evidence for `id`, and may skip its work when all its ids are off.
     #[inline]
-    pub fn enabled(&self, id: DetectorId) -> bool {
+    pub(super) fn enabled(&self, id: DetectorId) -> bool {
         self.switches.is_enabled(id)
     }
 
     /// Evidence for `id` at `c` (kept at its best per flow; see the combining
     /// rule).
     #[inline]
-    pub fn note(&mut self, id: DetectorId, c: Confidence) {
+    pub(super) fn note(&mut self, id: DetectorId, c: Confidence) {
         debug_assert!(self.enabled(id), "{} is switched off", id.name());
         self.reported = true;
         self.tally.note(id, c);
@@ -134,24 +134,24 @@ impl<'f> Findings<'f> {
 
     /// The payload is another protocol (MSDO, …): voids shape evidence.
     #[inline]
-    pub fn guard(&mut self) {
+    pub(super) fn guard(&mut self) {
         self.tally.apply_guard();
     }
 
     /// True when a guard fired on this flow.
     #[inline]
-    pub fn guarded(&self) -> bool {
+    pub(super) fn guarded(&self) -> bool {
         self.tally.guarded()
     }
 
     /// The flow's evidence so far, to see whether a pass added any.
     #[inline]
-    pub fn evidence(&self) -> [u8; DetectorId::COUNT] {
+    pub(super) fn evidence(&self) -> [u8; DetectorId::COUNT] {
         self.tally.evidence
     }
 
     /// `ip:port` spoke BitTorrent itself (a Definitive detection).
-    pub fn confirm(&mut self, ip: IpAddr, port: u16) {
+    pub(super) fn confirm(&mut self, ip: IpAddr, port: u16) {
         if self.learning {
             self.known
                 .insert(ip, port, PeerTier::Confirmed, self.now_ns);
@@ -159,7 +159,7 @@ impl<'f> Findings<'f> {
     }
 
     /// `ip:port` was named as a BitTorrent peer (a DHT or tracker peer list).
-    pub fn advertise(&mut self, ip: IpAddr, port: u16) {
+    pub(super) fn advertise(&mut self, ip: IpAddr, port: u16) {
         if self.learning && self.learn_advertised {
             self.known
                 .insert(ip, port, PeerTier::Advertised, self.now_ns);
@@ -168,7 +168,7 @@ impl<'f> Findings<'f> {
 
     /// As `advertise`, for a compact address: 4 (IPv4) or 16 (IPv6) bytes;
     /// other lengths are ignored.
-    pub fn advertise_compact(&mut self, ip: &[u8], port: u16) {
+    pub(super) fn advertise_compact(&mut self, ip: &[u8], port: u16) {
         if let Some(ip) = ip_from(ip) {
             self.advertise(ip, port);
         }

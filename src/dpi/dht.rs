@@ -29,7 +29,7 @@ const COMPACT_PEER_V4: usize = 6;
 const COMPACT_PEER_V6: usize = 18;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KrpcKind {
+pub(super) enum KrpcKind {
     Query,
     Response,
     Error,
@@ -37,7 +37,7 @@ pub enum KrpcKind {
 
 /// A datagram that parsed as KRPC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Krpc<'a> {
+pub(super) struct Krpc<'a> {
     pub kind: KrpcKind,
     pub confidence: Confidence,
     /// The raw bencoded `values` list of a `get_peers` response (BEP 5 peers of
@@ -57,7 +57,7 @@ struct Seen<'a> {
 }
 
 /// Parses `payload` as one KRPC message; `None` when it is not one.
-pub fn parse(payload: &[u8]) -> Option<Krpc<'_>> {
+pub(super) fn parse(payload: &[u8]) -> Option<Krpc<'_>> {
     // Cheap gate before the walk: every KRPC message is a dict that ends in `e`.
     if payload.len() < 12 || payload[0] != b'd' || payload.last() != Some(&b'e') {
         return None;
@@ -182,7 +182,7 @@ fn walk_error(r: &mut Reader<'_>) -> Result<bool, BencodeError> {
 
 /// The compact peer addresses in a `values` list, as (ip bytes, port).
 /// `list` is what [`Krpc::values`] holds, already validated by [`parse`].
-pub fn values(list: &[u8]) -> impl Iterator<Item = (&[u8], u16)> {
+pub(super) fn values(list: &[u8]) -> impl Iterator<Item = (&[u8], u16)> {
     let mut r = Reader::new(list);
     let opened = r.next_token() == Ok(Token::List);
     std::iter::from_fn(move || {
@@ -201,7 +201,7 @@ pub fn values(list: &[u8]) -> impl Iterator<Item = (&[u8], u16)> {
 
 /// The DHT detector (`Dht`), with what a Definitive message teaches about
 /// endpoints.
-pub struct Dht;
+pub(super) struct Dht;
 
 impl Detector for Dht {
     type Memory = ();
@@ -250,9 +250,9 @@ fn learn(k: &Krpc<'_>, p: &Payload<'_>, out: &mut Findings<'_>) {
 pub(crate) mod tests {
     use super::*;
 
-    pub const ID: &[u8; 20] = b"abcdefghij0123456789";
+    pub(crate) const ID: &[u8; 20] = b"abcdefghij0123456789";
 
-    pub fn query(method: &str, args: &str) -> Vec<u8> {
+    pub(crate) fn query(method: &str, args: &str) -> Vec<u8> {
         let mut m = Vec::new();
         m.extend_from_slice(b"d1:ad2:id20:");
         m.extend_from_slice(ID);

@@ -74,7 +74,7 @@ fn valid_length(id: u8, len: u32) -> bool {
 
 /// What one segment's framing looks like.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Scan {
+pub(super) struct Scan {
     /// Complete, valid messages (keep-alives not counted).
     pub messages: u8,
     /// The last message runs past the segment (continues in the next one).
@@ -85,7 +85,7 @@ pub struct Scan {
 
 impl Scan {
     /// The framing evidence alone (the extension handshake is separate).
-    pub fn confidence(&self) -> Option<Confidence> {
+    pub(super) fn confidence(&self) -> Option<Confidence> {
         match self.messages {
             0 => None,
             1 => Some(Confidence::Weak),
@@ -98,7 +98,7 @@ impl Scan {
 /// `None` when any message is malformed (then the segment is not peer wire,
 /// or starts mid-message).
 #[inline]
-pub fn scan(seg: &[u8]) -> Option<Scan> {
+pub(super) fn scan(seg: &[u8]) -> Option<Scan> {
     let mut out = Scan::default();
     let mut rest = seg;
     while !rest.is_empty() {
@@ -139,7 +139,7 @@ pub fn scan(seg: &[u8]) -> Option<Scan> {
 
 /// Judges the payload of an extension handshake (after the extended id 0).
 /// The dict may be cut at the segment end; what was read before counts.
-pub fn extension_handshake(dict: &[u8]) -> Option<Confidence> {
+pub(super) fn extension_handshake(dict: &[u8]) -> Option<Confidence> {
     let mut r = Reader::new(dict);
     let mut best = None;
     let res = walk_handshake(&mut r, &mut best);
@@ -179,11 +179,11 @@ fn walk_handshake(r: &mut Reader<'_>, best: &mut Option<Confidence>) -> Result<(
 /// Strong once both directions sent some: a peer-wire conversation), and
 /// `ExtensionHandshake` for a BEP 10 handshake. A segment that starts with the
 /// MSDO handshake is Microsoft Delivery Optimization: a guard.
-pub struct Framing;
+pub(super) struct Framing;
 
 /// Per flow: whether each direction sent well-formed messages.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct FramingState {
+pub(super) struct FramingState {
     seen: [bool; 2],
 }
 
@@ -241,14 +241,14 @@ impl Detector for Framing {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn msg(id: u8, body: &[u8]) -> Vec<u8> {
+    pub(crate) fn msg(id: u8, body: &[u8]) -> Vec<u8> {
         let mut m = ((body.len() + 1) as u32).to_be_bytes().to_vec();
         m.push(id);
         m.extend_from_slice(body);
         m
     }
 
-    pub fn ext_handshake() -> Vec<u8> {
+    pub(crate) fn ext_handshake() -> Vec<u8> {
         let mut body = vec![0u8];
         body.extend_from_slice(
             b"d1:md11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei31235e1:v13:qBittorrent/4e",

@@ -11,7 +11,7 @@
 //! sizes or magic numbers, so a guard does not fire on BitTorrent itself.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Guard {
+pub(super) enum Guard {
     Stun,
     StunClassic,
     Dtls,
@@ -54,7 +54,7 @@ fn be32(d: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Guards for a UDP datagram.
-pub fn udp(d: &[u8], src_port: u16, dst_port: u16) -> Option<Guard> {
+pub(super) fn udp(d: &[u8], src_port: u16, dst_port: u16) -> Option<Guard> {
     let either = |ports: &[u16]| ports.contains(&src_port) || ports.contains(&dst_port);
     if either(&CAPWAP_PORTS) {
         return Some(Guard::Capwap);
@@ -93,7 +93,7 @@ pub fn udp(d: &[u8], src_port: u16, dst_port: u16) -> Option<Guard> {
 }
 
 /// Guards for the first payload of a TCP direction.
-pub fn tcp(d: &[u8]) -> Option<Guard> {
+pub(super) fn tcp(d: &[u8]) -> Option<Guard> {
     match d {
         // TLS record: handshake/alert/CCS/application data, version 3.x.
         [20..=23, 3, 0..=4, ..] => Some(Guard::Tls),

@@ -8,10 +8,10 @@ use super::detector::{Detector, Findings, Payload};
 use super::{Confidence, DetectorId, Direction};
 
 /// Length byte 19 followed by the protocol name.
-pub const PSTR: &[u8; 20] = b"\x13BitTorrent protocol";
+pub(super) const PSTR: &[u8; 20] = b"\x13BitTorrent protocol";
 
 /// pstr + reserved + info_hash + peer_id.
-pub const HANDSHAKE_LEN: usize = 68;
+pub(super) const HANDSHAKE_LEN: usize = 68;
 const RESERVED_AT: usize = 20;
 const PEER_ID_AT: usize = 48;
 
@@ -20,7 +20,7 @@ const PEER_ID_AT: usize = 48;
 const MSDO_PSTR: &[u8; 15] = b"\x0eSwarm protocol";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PrefixMatch {
+pub(super) enum PrefixMatch {
     /// These bytes cannot start a handshake.
     Mismatch,
     /// Consistent with a handshake so far; more bytes needed.
@@ -30,7 +30,7 @@ pub enum PrefixMatch {
 }
 
 /// Does `bytes` (the start of a stream or segment) begin with the handshake?
-pub fn match_prefix(bytes: &[u8]) -> PrefixMatch {
+pub(super) fn match_prefix(bytes: &[u8]) -> PrefixMatch {
     let n = bytes.len().min(PSTR.len());
     if n == 0 || bytes[..n] != PSTR[..n] {
         PrefixMatch::Mismatch
@@ -42,7 +42,7 @@ pub fn match_prefix(bytes: &[u8]) -> PrefixMatch {
 }
 
 /// True when `bytes` starts with the MSDO handshake.
-pub fn is_msdo(bytes: &[u8]) -> bool {
+pub(super) fn is_msdo(bytes: &[u8]) -> bool {
     bytes.starts_with(MSDO_PSTR)
 }
 
@@ -57,16 +57,16 @@ pub struct HandshakeInfo {
 }
 
 /// Reserved byte 5 bit 0x10: the extension protocol (BEP 10).
-pub const FLAG_EXTENSION_PROTOCOL: u8 = 0x01;
+pub(super) const FLAG_EXTENSION_PROTOCOL: u8 = 0x01;
 /// Reserved byte 7 bit 0x04: the fast extension (BEP 6).
-pub const FLAG_FAST: u8 = 0x02;
+pub(super) const FLAG_FAST: u8 = 0x02;
 /// Reserved byte 7 bit 0x01: DHT port message (BEP 5).
-pub const FLAG_DHT: u8 = 0x04;
+pub(super) const FLAG_DHT: u8 = 0x04;
 /// Set once the info was read from a complete 68-byte handshake.
-pub const FLAG_VALID: u8 = 0x80;
+pub(super) const FLAG_VALID: u8 = 0x80;
 
 /// Reads the reserved bits and the client code from a complete handshake.
-pub fn info(handshake: &[u8]) -> Option<HandshakeInfo> {
+pub(super) fn info(handshake: &[u8]) -> Option<HandshakeInfo> {
     let hs = handshake.get(..HANDSHAKE_LEN)?;
     if match_prefix(hs) != PrefixMatch::Complete {
         return None;
@@ -97,19 +97,19 @@ pub fn info(handshake: &[u8]) -> Option<HandshakeInfo> {
 /// The handshake detector: Definitive on the protocol string, reassembled when
 /// a direction's first 20 bytes come in several segments, or at the start of
 /// any later segment (after an MSE negotiation that selected plaintext).
-pub struct Handshake;
+pub(super) struct Handshake;
 
 /// Per flow: each direction's first 20 bytes, and what a complete handshake
 /// said about the client.
 #[derive(Clone, Debug, Default)]
-pub struct HandshakeState {
+pub(super) struct HandshakeState {
     prefix: [[u8; PSTR.len()]; 2],
     info: HandshakeInfo,
 }
 
 impl HandshakeState {
     /// Reserved bits and client code of a complete handshake.
-    pub fn info(&self) -> Option<HandshakeInfo> {
+    pub(super) fn info(&self) -> Option<HandshakeInfo> {
         (self.info.flags & FLAG_VALID != 0).then_some(self.info)
     }
 }
@@ -155,7 +155,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// A handshake as qBittorrent 4.6.5 sends it: extension protocol, fast, DHT.
-    pub fn handshake() -> Vec<u8> {
+    pub(crate) fn handshake() -> Vec<u8> {
         let mut h = PSTR.to_vec();
         h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x05]);
         h.extend_from_slice(&[0xab; 20]);

@@ -47,7 +47,7 @@ const CLIENT_AGENTS: [&str; 20] = [
 ];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HttpEvidence {
+pub(super) struct HttpEvidence {
     /// Tracker or info_hash-addressed request.
     pub tracker: Option<Confidence>,
     /// A BitTorrent client's User-Agent.
@@ -55,13 +55,13 @@ pub struct HttpEvidence {
 }
 
 /// Matchers built once (in `DpiEngine::new`); searching never allocates.
-pub struct HttpMatcher {
+pub(super) struct HttpMatcher {
     user_agent_header: AhoCorasick,
     client_agents: AhoCorasick,
 }
 
 impl HttpMatcher {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let user_agent_header = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .build(["\nuser-agent:"])
@@ -77,7 +77,7 @@ impl HttpMatcher {
     }
 
     /// The evidence in the first segment of an HTTP request.
-    pub fn evidence(&self, payload: &[u8]) -> Option<HttpEvidence> {
+    pub(super) fn evidence(&self, payload: &[u8]) -> Option<HttpEvidence> {
         let target = request_target(payload)?;
         let mut out = HttpEvidence {
             tracker: tracker_request(target),

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 /// Slots examined per lookup or insert.
 const PROBE: usize = 8;
 /// Lowest port stored (see the module comment).
-pub const MIN_PORT: u16 = 1024;
+pub(super) const MIN_PORT: u16 = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PeerTier {
@@ -43,7 +43,7 @@ struct Slot {
     confirmed: bool,
 }
 
-pub struct KnownPeers {
+pub(super) struct KnownPeers {
     slots: Box<[Slot]>,
     mask: usize,
     ttl_ns: u64,
@@ -60,7 +60,7 @@ fn key(ip: IpAddr) -> u128 {
 impl KnownPeers {
     /// `capacity` is rounded up to a power of two (at least `PROBE`); 0 disables
     /// the cache.
-    pub fn new(capacity: usize, ttl_ns: u64) -> Self {
+    pub(super) fn new(capacity: usize, ttl_ns: u64) -> Self {
         let len = if capacity == 0 {
             0
         } else {
@@ -78,7 +78,7 @@ impl KnownPeers {
     }
 
     #[cfg(test)]
-    pub fn capacity(&self) -> usize {
+    pub(super) fn capacity(&self) -> usize {
         self.slots.len()
     }
 
@@ -93,7 +93,7 @@ impl KnownPeers {
 
     /// Records `ip:port` as BitTorrent until now + TTL. An Advertised insert
     /// never downgrades a Confirmed entry.
-    pub fn insert(&mut self, ip: IpAddr, port: u16, tier: PeerTier, now_ns: u64) {
+    pub(super) fn insert(&mut self, ip: IpAddr, port: u16, tier: PeerTier, now_ns: u64) {
         if self.slots.is_empty() || port < MIN_PORT {
             return;
         }
@@ -130,7 +130,7 @@ impl KnownPeers {
     }
 
     /// The tier of `ip:port` if it is cached and not expired.
-    pub fn lookup(&self, ip: IpAddr, port: u16, now_ns: u64) -> Option<PeerTier> {
+    pub(super) fn lookup(&self, ip: IpAddr, port: u16, now_ns: u64) -> Option<PeerTier> {
         if self.slots.is_empty() || port < MIN_PORT {
             return None;
         }

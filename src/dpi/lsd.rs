@@ -11,19 +11,19 @@ use super::detector::{Detector, Findings, Payload};
 use super::{Confidence, DetectorId};
 
 const REQUEST_LINE: &[u8] = b"BT-SEARCH * HTTP/1.1\r\n";
-pub const LSD_PORT: u16 = 6771;
-pub const LSD_V4: Ipv4Addr = Ipv4Addr::new(239, 192, 152, 143);
-pub const LSD_V6: Ipv6Addr = Ipv6Addr::new(0xff15, 0, 0, 0, 0, 0, 0xefc0, 0x988f);
+pub(super) const LSD_PORT: u16 = 6771;
+pub(super) const LSD_V4: Ipv4Addr = Ipv4Addr::new(239, 192, 152, 143);
+pub(super) const LSD_V6: Ipv6Addr = Ipv6Addr::new(0xff15, 0, 0, 0, 0, 0, 0xefc0, 0x988f);
 /// The header block searched for `Infohash:`.
 const MAX_HEADERS: usize = 1024;
 
 /// Built once; finds the header name in any letter case.
-pub struct LsdMatcher {
+pub(super) struct LsdMatcher {
     infohash_header: AhoCorasick,
 }
 
 impl LsdMatcher {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         LsdMatcher {
             infohash_header: AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
@@ -33,7 +33,12 @@ impl LsdMatcher {
     }
 
     /// The evidence in a datagram sent to `dst:dst_port`.
-    pub fn evidence(&self, payload: &[u8], dst: IpAddr, dst_port: u16) -> Option<Confidence> {
+    pub(super) fn evidence(
+        &self,
+        payload: &[u8],
+        dst: IpAddr,
+        dst_port: u16,
+    ) -> Option<Confidence> {
         if !payload.starts_with(REQUEST_LINE) {
             return None;
         }

@@ -26,12 +26,12 @@ use super::Direction::{self, Originator, Responder};
 use super::{Confidence, DetectorId};
 
 /// A 768-bit DH public key.
-pub const KEY_LEN: usize = 96;
+pub(super) const KEY_LEN: usize = 96;
 /// PadA and PadB are at most 512 bytes.
-pub const MAX_PAD: usize = 512;
-pub const MAX_FIRST_FLIGHT: usize = KEY_LEN + MAX_PAD;
+pub(super) const MAX_PAD: usize = 512;
+pub(super) const MAX_FIRST_FLIGHT: usize = KEY_LEN + MAX_PAD;
 /// Two 20-byte hashes, VC (8), crypto_provide (4), len(PadC) (2), len(IA) (2).
-pub const MIN_THIRD_MESSAGE: usize = 56;
+pub(super) const MIN_THIRD_MESSAGE: usize = 56;
 /// Bytes examined by the randomness test.
 const SAMPLE: usize = 256;
 /// The randomness test needs at least this many bytes to mean anything.
@@ -53,7 +53,7 @@ enum Phase {
 
 /// Per-flow memory of the MSE model (kept in `FlowDpiState`; 6 bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MseState {
+pub(super) struct MseState {
     phase: Phase,
     /// Bytes of the first flight per direction.
     flight: [u16; 2],
@@ -63,7 +63,7 @@ impl MseState {
     /// Feeds the next (non-retransmitted) TCP payload from `dir`. Returns new
     /// evidence, if any.
     #[inline]
-    pub fn feed(&mut self, dir: Direction, payload: &[u8]) -> Option<Confidence> {
+    pub(super) fn feed(&mut self, dir: Direction, payload: &[u8]) -> Option<Confidence> {
         let (next, evidence) = self.step(dir, payload);
         self.phase = next;
         evidence
@@ -114,14 +114,14 @@ impl MseState {
 
     /// True once the full shape (through the originator's third message) was seen.
     #[cfg(test)]
-    pub fn confirmed(&self) -> bool {
+    pub(super) fn confirmed(&self) -> bool {
         self.phase == Phase::Confirmed
     }
 }
 
 /// The MSE detector: the key-exchange shape, Weak once the responder
 /// answered, Strong once the originator followed (`Mse`).
-pub struct Mse;
+pub(super) struct Mse;
 
 impl Detector for Mse {
     type Memory = MseState;
@@ -208,7 +208,7 @@ fn length_prefixed(p: &[u8]) -> bool {
 /// values must be near what uniform bytes give (text and structured binary
 /// repeat a few values), the mean bit count near 4, printable bytes well
 /// under half, and no run of 20 printable bytes. No allocation: a 256-bit set.
-pub fn looks_random(p: &[u8]) -> bool {
+pub(super) fn looks_random(p: &[u8]) -> bool {
     let s = &p[..p.len().min(SAMPLE)];
     let n = s.len();
     if n < MIN_SAMPLE {
@@ -257,7 +257,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Deterministic uniform bytes (xorshift), standing in for DH keys and RC4.
-    pub fn random_bytes(seed: u32, n: usize) -> Vec<u8> {
+    pub(crate) fn random_bytes(seed: u32, n: usize) -> Vec<u8> {
         let mut x = seed | 1;
         (0..n)
             .map(|_| {
@@ -279,7 +279,7 @@ pub(crate) mod tests {
     }
 
     /// Sizes of the real MSE flow in positive/bittorrent_tcp_miss.pcapng.
-    pub const TCP_MISS_SIZES: [(usize, usize); 4] = [(0, 198), (1, 424), (0, 471), (1, 240)];
+    pub(crate) const TCP_MISS_SIZES: [(usize, usize); 4] = [(0, 198), (1, 424), (0, 471), (1, 240)];
 
     #[test]
     fn random_bytes_look_random_and_text_does_not() {

@@ -8,7 +8,7 @@ const ATYP_IPV6: u8 = 4;
 
 /// The relayed datagram inside a SOCKS5 UDP header, if `d` has one and
 /// something follows it.
-pub fn unwrap(d: &[u8]) -> Option<&[u8]> {
+pub(super) fn unwrap(d: &[u8]) -> Option<&[u8]> {
     let (head, rest) = (d.get(..4)?, d.get(4..)?);
     if head[..3] != [0, 0, 0] {
         return None;

@@ -16,7 +16,7 @@ impl Streams {
     /// Records the next segment from `dir` and returns the number of bytes the
     /// direction sent before it, or `None` for a retransmission.
     #[inline]
-    pub fn advance(&mut self, dir: Direction, segment: &[u8]) -> Option<u16> {
+    pub(super) fn advance(&mut self, dir: Direction, segment: &[u8]) -> Option<u16> {
         let d = dir.index();
         let fp = fingerprint(segment);
         if self.last_fingerprint[d] == fp {

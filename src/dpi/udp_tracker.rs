@@ -37,7 +37,7 @@ const OPTION_NOP: u8 = 1;
 const OPTION_URL_DATA: u8 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrackerEvidence {
+pub(super) enum TrackerEvidence {
     /// A well-formed announce or scrape with no context (Weak).
     RequestShape,
     /// A connect request: the protocol magic (Strong).
@@ -51,7 +51,7 @@ pub enum TrackerEvidence {
 
 /// Per-flow memory of the tracker exchange (kept in `FlowDpiState`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TrackerState {
+pub(super) struct TrackerState {
     /// 0: nothing; else 1 + the action of the outstanding request.
     pending: u8,
     /// Direction (0/1) the requests come from.
@@ -104,7 +104,11 @@ fn azureus_peer_id(id: &[u8]) -> bool {
 impl TrackerState {
     /// Feeds one datagram from `dir`. Returns the evidence and, for a matched
     /// announce response, its compact peer list (else empty).
-    pub fn feed<'a>(&mut self, dir: Direction, d: &'a [u8]) -> (Option<TrackerEvidence>, &'a [u8]) {
+    pub(super) fn feed<'a>(
+        &mut self,
+        dir: Direction,
+        d: &'a [u8],
+    ) -> (Option<TrackerEvidence>, &'a [u8]) {
         let dir = dir.index() as u8;
         if let Some(ev) = self.response(dir, d) {
             return ev;
@@ -193,7 +197,7 @@ impl TrackerState {
 
 /// The UDP tracker detector (`UdpTracker`); a matched announce response's
 /// peers are advertised.
-pub struct UdpTracker;
+pub(super) struct UdpTracker;
 
 impl Detector for UdpTracker {
     type Memory = TrackerState;
@@ -230,21 +234,21 @@ pub(crate) mod tests {
     use super::*;
     use crate::dpi::Direction::{Originator, Responder};
 
-    pub fn connect_request(tid: u32) -> Vec<u8> {
+    pub(crate) fn connect_request(tid: u32) -> Vec<u8> {
         let mut m = PROTOCOL_ID.to_be_bytes().to_vec();
         m.extend_from_slice(&0u32.to_be_bytes());
         m.extend_from_slice(&tid.to_be_bytes());
         m
     }
 
-    pub fn connect_response(tid: u32, conn: u64) -> Vec<u8> {
+    pub(crate) fn connect_response(tid: u32, conn: u64) -> Vec<u8> {
         let mut m = 0u32.to_be_bytes().to_vec();
         m.extend_from_slice(&tid.to_be_bytes());
         m.extend_from_slice(&conn.to_be_bytes());
         m
     }
 
-    pub fn announce(conn: u64, tid: u32, peer_id: &[u8; 20]) -> Vec<u8> {
+    pub(crate) fn announce(conn: u64, tid: u32, peer_id: &[u8; 20]) -> Vec<u8> {
         let mut m = conn.to_be_bytes().to_vec();
         m.extend_from_slice(&1u32.to_be_bytes());
         m.extend_from_slice(&tid.to_be_bytes());

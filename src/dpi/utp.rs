@@ -19,13 +19,13 @@ use super::detector::{Detector, Findings, Payload};
 use super::handshake::{self, PrefixMatch};
 use super::{Confidence, DetectorId, Direction};
 
-pub const HEADER_LEN: usize = 20;
+pub(super) const HEADER_LEN: usize = 20;
 
-pub const ST_DATA: u8 = 0;
-pub const ST_FIN: u8 = 1;
-pub const ST_STATE: u8 = 2;
-pub const ST_RESET: u8 = 3;
-pub const ST_SYN: u8 = 4;
+pub(super) const ST_DATA: u8 = 0;
+pub(super) const ST_FIN: u8 = 1;
+pub(super) const ST_STATE: u8 = 2;
+pub(super) const ST_RESET: u8 = 3;
+pub(super) const ST_SYN: u8 = 4;
 
 const VERSION: u8 = 1;
 /// Extension types defined or used in the wild: 1 selective ACK (BEP 29),
@@ -38,7 +38,7 @@ const MAX_EXTENSIONS: usize = 4;
 const ACK_WINDOW: u16 = 128;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
+pub(super) struct Header {
     pub kind: u8,
     pub connection_id: u16,
     pub timestamp_us: u32,
@@ -51,7 +51,7 @@ pub struct Header {
 }
 
 impl Header {
-    pub fn payload<'a>(&self, datagram: &'a [u8]) -> &'a [u8] {
+    pub(super) fn payload<'a>(&self, datagram: &'a [u8]) -> &'a [u8] {
         datagram.get(self.payload_at..).unwrap_or(&[])
     }
 }
@@ -61,7 +61,7 @@ impl Header {
 /// break: SYN and STATE carry no payload, DATA carries one, and a SYN has no
 /// timestamp echo yet and advertises a receive window.
 #[inline]
-pub fn parse(d: &[u8]) -> Option<Header> {
+pub(super) fn parse(d: &[u8]) -> Option<Header> {
     let h = d.get(..HEADER_LEN)?;
     let kind = h[0] >> 4;
     if h[0] & 0x0f != VERSION || kind > ST_SYN {
@@ -109,7 +109,7 @@ pub fn parse(d: &[u8]) -> Option<Header> {
 
 /// Per-flow memory of the uTP exchange (kept in `FlowDpiState`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UtpState {
+pub(super) struct UtpState {
     /// Bit 0/1: a SYN was seen from direction 0/1. Bit 2/3: `first` valid.
     flags: u8,
     syn_conn: u16,
@@ -134,13 +134,13 @@ struct Last {
 
 const FIRST_SEEN: [u8; 2] = [0x04, 0x08];
 /// Consistent headers in a row that make a one-way uTP stream.
-pub const STREAM_RUN: u8 = 4;
+pub(super) const STREAM_RUN: u8 = 4;
 /// Largest gap between two consecutive packets' timestamps (µs).
 const MAX_TIMESTAMP_STEP: u32 = 5_000_000;
 
 /// What a uTP header adds to the flow's evidence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UtpEvidence {
+pub(super) enum UtpEvidence {
     /// A SYN (alone it proves little: unanswered SYNs look like anything).
     Syn,
     /// SYN answered by the matching STATE: a uTP connection.
@@ -160,7 +160,7 @@ pub enum UtpEvidence {
 impl UtpState {
     /// Feeds one header from `dir`.
     #[inline]
-    pub fn feed(&mut self, dir: Direction, h: &Header) -> UtpEvidence {
+    pub(super) fn feed(&mut self, dir: Direction, h: &Header) -> UtpEvidence {
         let dir = dir.index();
         let other = dir ^ 1;
         if h.kind == ST_SYN {
@@ -251,7 +251,7 @@ impl UtpState {
 /// proven by the exchange or a one-way stream is Definitive; the stream and
 /// cross-direction checks are header-field consistency, void on a flow that a
 /// guard (STUN, DTLS, …) claimed.
-pub struct Utp;
+pub(super) struct Utp;
 
 impl Detector for Utp {
     type Memory = UtpState;
@@ -296,7 +296,7 @@ pub(crate) mod tests {
     use crate::dpi::Direction::{Originator, Responder};
 
     #[allow(clippy::too_many_arguments)]
-    pub fn header(
+    pub(crate) fn header(
         kind: u8,
         ext: u8,
         conn: u16,
@@ -316,11 +316,11 @@ pub(crate) mod tests {
         h
     }
 
-    pub fn syn(conn: u16, seq: u16) -> Vec<u8> {
+    pub(crate) fn syn(conn: u16, seq: u16) -> Vec<u8> {
         header(ST_SYN, 0, conn, 0x1234_5678, 0, 0x10_0000, seq, 0)
     }
 
-    pub fn state(conn: u16, seq: u16, ack: u16) -> Vec<u8> {
+    pub(crate) fn state(conn: u16, seq: u16, ack: u16) -> Vec<u8> {
         header(
             ST_STATE,
             0,
