@@ -7,25 +7,12 @@ use tracing::{info, warn};
 use super::worker::Poll;
 use super::RunError;
 use crate::config::Config;
-use crate::control::report::HwPortStats;
+use crate::dataplane::counters::HwPortStats;
 use crate::dpdk::{port, Mempool};
 
 /// The driver's counters of every port, for the report.
 pub fn hw_stats(ports: &[ActivePort]) -> Vec<HwPortStats> {
-    ports
-        .iter()
-        .map(|p| {
-            let s = port::stats(p.id);
-            HwPortStats {
-                ipackets: s.ipackets,
-                opackets: s.opackets,
-                imissed: s.imissed,
-                ierrors: s.ierrors,
-                oerrors: s.oerrors,
-                rx_nombuf: s.rx_nombuf,
-            }
-        })
-        .collect()
+    ports.iter().map(|p| port::stats(p.id)).collect()
 }
 
 /// A started port.

@@ -8,20 +8,10 @@ use serde::Serialize;
 use crate::ban::keeper::BanSummary;
 use crate::config::{Config, PortRole};
 use crate::control::reload::ReloadCounts;
+pub use crate::dataplane::counters::HwPortStats;
 use crate::dataplane::counters::{Counter, WorkerCounters};
 use crate::dpi::DetectorId;
 use crate::wire::ParseError;
-
-/// A port's own counters as DPDK reports them (`rte_eth_stats`).
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct HwPortStats {
-    pub ipackets: u64,
-    pub opackets: u64,
-    pub imissed: u64,
-    pub ierrors: u64,
-    pub oerrors: u64,
-    pub rx_nombuf: u64,
-}
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Traffic {

@@ -7,6 +7,18 @@ use crate::wire::ParseError;
 /// Ports a worker can serve; a config with more is rejected at load time.
 pub const MAX_PORTS: usize = 8;
 
+/// A port's own counters as its driver reports them (`rte_eth_stats`):
+/// the control lcore reads them beside the workers' counters.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, PartialEq, Eq)]
+pub struct HwPortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
 /// What one worker did on one port.
 #[derive(Debug, Default)]
 pub struct PortCounters {

@@ -3,6 +3,7 @@ use std::ffi::{CStr, CString};
 
 use super::mempool::Mempool;
 use super::{ffi, DpdkError};
+use crate::dataplane::counters::HwPortStats;
 
 /// The symmetric Toeplitz key: 0x6d5a repeated maps (a→b) and (b→a) to the same
 /// hash, so both directions of a flow land on the same worker.
@@ -208,26 +209,15 @@ pub fn configure_and_start(
     })
 }
 
-/// A port's `rte_eth_stats` counters that the report shows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PortStats {
-    pub ipackets: u64,
-    pub opackets: u64,
-    pub imissed: u64,
-    pub ierrors: u64,
-    pub oerrors: u64,
-    pub rx_nombuf: u64,
-}
-
 /// The driver's counters for port `id` (all 0 if it cannot say).
-pub fn stats(id: u16) -> PortStats {
+pub fn stats(id: u16) -> HwPortStats {
     let mut s = ffi::rte_eth_stats::default();
     // SAFETY: s is a valid out-struct.
     let rc = unsafe { ffi::rte_eth_stats_get(id, &mut s) };
     if rc != 0 {
-        return PortStats::default();
+        return HwPortStats::default();
     }
-    PortStats {
+    HwPortStats {
         ipackets: s.ipackets,
         opackets: s.opackets,
         imissed: s.imissed,
