@@ -36,6 +36,15 @@ enum Command {
     },
     /// Run the DPI pipeline over capture files (pcap/pcapng) without DPDK and
     /// print per-flow verdicts and the hosts a ban would hit.
+    ///
+    /// A damaged file (cut off mid-record, a record longer than the snaplen,
+    /// a bad timestamp...) is read up to the damage, as tcpdump reads it: the
+    /// packets before it are analysed and the damage is reported (text, JSON
+    /// `damage`, and a warning on stderr).
+    ///
+    /// Exit status: 0 every file was analysed, damaged or not; 1 a file could
+    /// not be opened or read, or is not a pcap/pcapng file (no valid file
+    /// header); the other files are still analysed; 2 an invalid CONFIG.
     Analyze {
         /// One JSON object per file, one per line (file, packets, flows, banned_hosts).
         #[arg(long)]
@@ -282,10 +291,17 @@ fn analyze(
     }
     for result in results {
         match result {
-            Ok(report) if json => {
-                println!("{}", serde_json::to_string(&report).expect("plain data"))
+            Ok(report) => {
+                for d in &report.damage {
+                    eprintln!("warning: {}: {}", report.file, analyze::describe_damage(d));
+                    failed |= d.kind.needs_operator();
+                }
+                if json {
+                    println!("{}", serde_json::to_string(&report).expect("plain data"));
+                } else {
+                    print!("{}", analyze::render_text(&report));
+                }
             }
-            Ok(report) => print!("{}", analyze::render_text(&report)),
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;

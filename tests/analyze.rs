@@ -150,3 +150,284 @@ fn unreadable_and_foreign_files_fail_clearly_but_others_are_still_analysed() {
     assert!(err.contains("no-such.pcap: No such file"), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("299 packets, 24 flows, 24 BitTorrent"));
 }
+
+/// A record as it is written, right or wrong: (ts_sec, ts_frac, caplen field,
+/// orig_len field, bytes).
+type Record = (u32, u32, u32, u32, Vec<u8>);
+
+/// A little-endian microsecond pcap with `snaplen`, records written as given
+/// (no check: they may be damaged on purpose). Returns the file's bytes and
+/// each record's offset.
+fn pcap_bytes(snaplen: u32, records: &[Record]) -> (Vec<u8>, Vec<u64>) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&snaplen.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let mut offsets = Vec::new();
+    for (sec, frac, caplen, orig, data) in records {
+        offsets.push(out.len() as u64);
+        for word in [sec, frac, caplen, orig] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.extend_from_slice(data);
+    }
+    (out, offsets)
+}
+
+/// The BitTorrent capture's frames as well-formed records, 1 ms apart.
+fn bt_records() -> Vec<Record> {
+    read_packets(&repo().join(BT))
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                1_700_000_000,
+                i as u32 * 1_000,
+                p.len() as u32,
+                p.len() as u32,
+                p,
+            )
+        })
+        .collect()
+}
+
+/// Runs `analyze --json`; returns the exit code, the report and stderr.
+fn analyze_damaged(file: &Path) -> (Option<i32>, serde_json::Value, String) {
+    let out = run_to_end(&["analyze", "--json", file.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "{}", describe(&out));
+    (
+        out.status.code(),
+        serde_json::from_str(&text).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_capture_cut_mid_record_keeps_every_packet_before_the_cut() {
+    let s = Scratch::new("truncated");
+    let records = bt_records();
+    let (bytes, offsets) = pcap_bytes(65535, &records);
+    // The whole file but the last 10 bytes of the last record.
+    let cut = s.path("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let last = records.last().unwrap().2;
+    let (code, r, err) = analyze_damaged(&cut);
+    assert_eq!(code, Some(0), "a truncated tail is a warning: {err}");
+    assert_eq!(u(&r["packets"]), 298);
+    assert_eq!(
+        r["damage"],
+        serde_json::json!([{
+            "kind": "truncated",
+            "record": 298,
+            "offset": offsets[298],
+            "count": 1,
+            "detail": format!("file ends inside a record ({} of {last} bytes)", last - 10),
+        }])
+    );
+    assert!(
+        err.contains(&format!(
+            "warning: {}: truncated at record 298 (byte {}): file ends inside a record",
+            cut.display(),
+            offsets[298]
+        )),
+        "{err}"
+    );
+    // Exactly what the first 298 packets, undamaged, give.
+    let clean = s.path("clean.pcap");
+    std::fs::write(&clean, &bytes[..offsets[298] as usize]).unwrap();
+    let (code, c, _) = analyze_damaged(&clean);
+    assert_eq!(code, Some(0));
+    assert_eq!(c["damage"], serde_json::json!([]));
+    assert_eq!(r["flows"], c["flows"]);
+    assert_eq!(r["banned_hosts"], c["banned_hosts"]);
+    assert_eq!(bittorrent_flows(&r), 24);
+
+    // Cut inside the last record's header: the same packets, other words.
+    let cut = s.path("cut-header.pcap");
+    std::fs::write(&cut, &bytes[..offsets[298] as usize + 9]).unwrap();
+    let (code, r, _) = analyze_damaged(&cut);
+    assert_eq!(code, Some(0));
+    assert_eq!(u(&r["packets"]), 298);
+    assert_eq!(r["flows"], c["flows"]);
+    assert_eq!(
+        r["damage"][0]["detail"],
+        "file ends inside a record header (9 of 16 bytes)"
+    );
+}
+
+#[test]
+fn the_text_report_says_where_reading_stopped() {
+    let s = Scratch::new("truncated-text");
+    let (bytes, offsets) = pcap_bytes(65535, &bt_records());
+    let cut = s.path("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let out = run_to_end(&["analyze", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(": 298 packets, "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "  damage: truncated at record 298 (byte {}): file ends inside a record (",
+            offsets[298]
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("; reading stopped there, the packets before it are analysed\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn frames_longer_than_the_snaplen_on_the_wire_are_normal() {
+    let s = Scratch::new("snaplen");
+    // Snaplen 96: every frame cut to 96 bytes, its wire length kept.
+    let records: Vec<Record> = bt_records()
+        .into_iter()
+        .map(|(sec, frac, _, orig, mut data)| {
+            data.truncate(96);
+            (sec, frac, data.len() as u32, orig, data)
+        })
+        .collect();
+    assert!(records.iter().any(|r| r.3 > 96), "some frame was cut");
+    let path = s.path("snap96.pcap");
+    std::fs::write(&path, pcap_bytes(96, &records).0).unwrap();
+    let (code, r, err) = analyze_damaged(&path);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(u(&r["packets"]), 299);
+    assert_eq!(r["damage"], serde_json::json!([]));
+    assert_eq!(err, "");
+}
+
+#[test]
+fn a_second_or_more_of_fraction_is_carried_and_reported() {
+    let s = Scratch::new("nanos");
+    let mut records = bt_records();
+    records[10].1 = 1_500_000;
+    records[20].1 = 4_000_000;
+    let (bytes, offsets) = pcap_bytes(65535, &records);
+    let path = s.path("ts.pcap");
+    std::fs::write(&path, bytes).unwrap();
+    let (code, r, err) = analyze_damaged(&path);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(u(&r["packets"]), 299);
+    assert_eq!(bittorrent_flows(&r), 24);
+    assert_eq!(
+        r["damage"],
+        serde_json::json!([{
+            "kind": "timestamp",
+            "record": 10,
+            "offset": offsets[10],
+            "count": 2,
+            "detail": "fraction of a second 1500000000 ns is 1 s or more (carried into the seconds)",
+        }])
+    );
+}
+
+#[test]
+fn a_record_over_the_snaplen_or_absurdly_long_ends_the_file_there() {
+    let s = Scratch::new("caplen");
+    for (name, snaplen, caplen, kind, detail) in [
+        (
+            "over.pcap",
+            1600,
+            1700,
+            "caplen_over_snaplen",
+            "caplen 1700 exceeds the snaplen 1600",
+        ),
+        (
+            "absurd.pcap",
+            u32::MAX,
+            0x7fff_0000,
+            "bad_length",
+            "caplen 2147418112 bytes",
+        ),
+    ] {
+        let mut records = bt_records();
+        records[100].2 = caplen;
+        let (bytes, offsets) = pcap_bytes(snaplen, &records);
+        let path = s.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        let (code, r, err) = analyze_damaged(&path);
+        assert_eq!(code, Some(0), "{name}: {err}");
+        assert_eq!(u(&r["packets"]), 100, "{name}");
+        assert_eq!(
+            r["damage"],
+            serde_json::json!([{
+                "kind": kind,
+                "record": 100,
+                "offset": offsets[100],
+                "count": 1,
+                "detail": detail,
+            }]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_pcapng_cut_mid_block_keeps_every_packet_before_the_cut() {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    use pcap_file::pcapng::PcapNgWriter;
+    let s = Scratch::new("pcapng-cut");
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock {
+        linktype: DataLink::ETHERNET,
+        snaplen: 0,
+        options: vec![],
+    })
+    .unwrap();
+    let packets = read_packets(&repo().join(BT));
+    let mut last_offset = 0;
+    for (i, p) in packets.iter().enumerate() {
+        last_offset = w.get_ref().len() as u64;
+        w.write_pcapng_block(EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1_000),
+            original_len: p.len() as u32,
+            data: p.into(),
+            options: vec![],
+        })
+        .unwrap();
+    }
+    let bytes = w.into_inner();
+    let path = s.path("cut.pcapng");
+    std::fs::write(&path, &bytes[..bytes.len() - 6]).unwrap();
+    let (code, r, err) = analyze_damaged(&path);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(u(&r["packets"]), 298);
+    assert_eq!(bittorrent_flows(&r), 24);
+    let block = bytes.len() as u64 - last_offset;
+    assert_eq!(
+        r["damage"],
+        serde_json::json!([{
+            "kind": "truncated",
+            // The interface block is record 0.
+            "record": 299,
+            "offset": last_offset,
+            "count": 1,
+            "detail": format!("file ends inside a block ({} of {block} bytes)", block - 6),
+        }])
+    );
+}
+
+#[test]
+fn a_file_without_a_whole_header_is_an_error() {
+    let s = Scratch::new("no-header");
+    let path = s.path("stub.pcap");
+    std::fs::write(&path, &pcap_bytes(65535, &[]).0[..10]).unwrap();
+    let out = run_to_end(&["analyze", "--json", path.to_str().unwrap(), BT]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stub.pcap: pcap file header cut short (10 of 24 bytes)"),
+        "{err}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "the good file is still analysed");
+}

@@ -15,7 +15,7 @@ use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::flow::{Flow, FlowVerdict, Retired};
 use crate::dataplane::{Burst, EventSink, FlowDetection, Pipeline};
 use crate::dpi::DpiConfig;
-use crate::tools::capture::{self, CaptureError};
+use crate::tools::capture::{self, CaptureError, Damage};
 use crate::wire::LinkType;
 
 /// Files larger than this get a progress bar when stderr is a terminal.
@@ -50,6 +50,9 @@ pub struct FileReport {
     /// Frames whose link type we cannot parse, and malformed frames.
     pub skipped_frames: u64,
     pub malformed_frames: u64,
+    /// What was wrong with the file, if anything (see `capture::Damage`):
+    /// the packets before damage that stops reading are analysed all the same.
+    pub damage: Vec<Damage>,
 }
 
 impl FileReport {
@@ -104,6 +107,59 @@ pub fn analyze_file(
     analyze_file_looped(path, flows, dpi, progress, 1)
 }
 
+/// Slots per packet the offline flow table gets: flows never outnumber
+/// packets, and at one flow per 8 slots (≤ 1 per 8-way bucket on average) a
+/// full bucket, hence an eviction that would blur the report, is ~10^-6.
+const SLOTS_PER_PACKET: usize = 8;
+/// Below this the table costs nothing worth saving.
+const MIN_OFFLINE_FLOWS: usize = 1024;
+/// Files up to this size are counted before they are analysed (a cheap pass
+/// over the page cache) to size the flow table; larger ones are not re-read.
+const PRECOUNT_MAX_BYTES: u64 = 64 << 20;
+/// No frame that can open a flow takes fewer bytes of a capture file: a
+/// 16-byte pcap record header, a 20-byte IPv4 header and an 8-byte UDP header.
+const MIN_FLOW_RECORD_BYTES: u64 = 16 + 20 + 8;
+
+/// The flow and DPI settings for a capture of `packets` packets (an upper
+/// bound) and `file_bytes` bytes: offline, eviction would only blur the
+/// report, so the table holds every flow the capture can have, up to the
+/// larger of the config's capacity and 2^20 flows; but it is not bigger than
+/// that, because allocating (and zeroing) it is most of a small file's cost.
+fn offline_sizing(
+    flows: &FlowsConfig,
+    dpi: &DpiConfig,
+    packets: u64,
+    file_bytes: u64,
+) -> (FlowsConfig, DpiConfig) {
+    let most = flows.capacity.max(1 << 20);
+    let wanted = usize::try_from(packets)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(SLOTS_PER_PACKET)
+        .max(MIN_OFFLINE_FLOWS);
+    let flow_cfg = FlowsConfig {
+        capacity: wanted.min(most),
+        ..flows.clone()
+    };
+    // A known peer takes at least 6 bytes of the capture (a compact peer in
+    // a DHT or tracker reply), so one entry per byte is ample.
+    let dpi_cfg = DpiConfig {
+        known_peer_capacity: dpi
+            .known_peer_capacity
+            .min(usize::try_from(file_bytes).unwrap_or(usize::MAX).max(1)),
+        ..dpi.clone()
+    };
+    (flow_cfg, dpi_cfg)
+}
+
+/// An upper bound on the packets of a capture, for sizing: counted when the
+/// file is small, else from its size.
+fn packet_bound(path: &Path, file_bytes: u64) -> Result<u64, CaptureError> {
+    if file_bytes > PRECOUNT_MAX_BYTES {
+        return Ok(file_bytes / MIN_FLOW_RECORD_BYTES + 1);
+    }
+    Ok(capture::read_frames(path, |_| {})?.frames)
+}
+
 /// As `analyze_file`; `loops` > 1 reads the file into memory once and runs
 /// the pipeline over it that many times (the same flows come back each pass,
 /// timestamps unchanged): a throughput benchmark without disk in the loop.
@@ -114,20 +170,26 @@ pub fn analyze_file_looped(
     progress: bool,
     loops: u64,
 ) -> Result<FileReport, CaptureError> {
-    let counters = Arc::new(WorkerCounters::default());
-    // Offline, memory is cheap and eviction would only blur the report.
-    let flow_cfg = FlowsConfig {
-        capacity: flows.capacity.max(1 << 20),
-        ..flows.clone()
+    let file_bytes = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
+    let mut frames = Vec::new();
+    let (read, packet_bound) = if loops <= 1 {
+        (None, packet_bound(path, file_bytes)?)
+    } else {
+        let read = capture::read_frames(path, |f| {
+            frames.push((f.dlt, f.ts_ns, f.data.to_vec()));
+        })?;
+        (Some(read), frames.len() as u64)
     };
+    let (flow_cfg, dpi_cfg) = offline_sizing(flows, dpi, packet_bound, file_bytes);
+    let counters = Arc::new(WorkerCounters::default());
     let mut pipeline = Pipeline::new(
         Arc::clone(&counters),
         Mode::Monitor,
         &flow_cfg,
-        dpi,
+        &dpi_cfg,
         Collect::default(),
     );
-    let bar = progress_bar(path, progress);
+    let bar = progress_bar(file_bytes, path, progress);
     let mut skipped = 0u64;
     let mut process = |dlt: u32, ts_ns: u64, data: &[u8]| match LinkType::from_dlt(dlt) {
         Some(link) => {
@@ -135,22 +197,24 @@ pub fn analyze_file_looped(
         }
         None => skipped += 1,
     };
-    let packets = if loops <= 1 {
-        capture::for_each_frame(path, |frame| {
-            if let Some(bar) = &bar {
-                bar.inc(frame.data.len() as u64 + 16);
-            }
-            process(frame.dlt, frame.ts_ns, frame.data);
-        })?
-    } else {
-        let mut frames = Vec::new();
-        capture::for_each_frame(path, |f| frames.push((f.dlt, f.ts_ns, f.data.to_vec())))?;
-        for _ in 0..loops {
-            for (dlt, ts_ns, data) in &frames {
-                process(*dlt, *ts_ns, data);
-            }
+    let (packets, damage) = match read {
+        None => {
+            let read = capture::read_frames(path, |frame| {
+                if let Some(bar) = &bar {
+                    bar.inc(frame.data.len() as u64 + 16);
+                }
+                process(frame.dlt, frame.ts_ns, frame.data);
+            })?;
+            (read.frames, read.damage)
         }
-        frames.len() as u64 * loops
+        Some(read) => {
+            for _ in 0..loops {
+                for (dlt, ts_ns, data) in &frames {
+                    process(*dlt, *ts_ns, data);
+                }
+            }
+            (read.frames * loops, read.damage)
+        }
     };
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -172,11 +236,11 @@ pub fn analyze_file_looped(
         banned_hosts: banned.iter().map(IpAddr::to_string).collect(),
         skipped_frames: skipped,
         malformed_frames: counters.parse.errors_total(),
+        damage,
     })
 }
 
-fn progress_bar(path: &Path, wanted: bool) -> Option<indicatif::ProgressBar> {
-    let size = std::fs::metadata(path).ok()?.len();
+fn progress_bar(size: u64, path: &Path, wanted: bool) -> Option<indicatif::ProgressBar> {
     if !wanted || size < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
         return None;
     }
@@ -224,6 +288,9 @@ pub fn render_text(r: &FileReport) -> String {
             f.packet_index.map_or("-".to_string(), |i| i.to_string())
         );
     }
+    for d in &r.damage {
+        let _ = writeln!(s, "  damage: {}", describe_damage(d));
+    }
     if r.skipped_frames > 0 {
         let _ = writeln!(
             s,
@@ -243,6 +310,26 @@ pub fn render_text(r: &FileReport) -> String {
             r.banned_hosts.len(),
             r.banned_hosts.join(", ")
         );
+    }
+    s
+}
+
+/// One line about a file's damage: what, where, how often, and whether
+/// reading stopped there.
+pub fn describe_damage(d: &Damage) -> String {
+    let kind = serde_json::to_value(d.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut s = format!(
+        "{kind} at record {} (byte {}): {}",
+        d.record, d.offset, d.detail
+    );
+    if d.count > 1 {
+        s.push_str(&format!(" ({} records)", d.count));
+    }
+    if d.kind.stops_reading() {
+        s.push_str("; reading stopped there, the packets before it are analysed");
     }
     s
 }
