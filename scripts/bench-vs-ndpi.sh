@@ -8,6 +8,7 @@
 # BIN=path picks the btblocker binary (default target/release/btblocker);
 # BASE=path adds a second btblocker (e.g. a build of an older commit), run
 # interleaved with BIN, REPEAT times (default 3), and prints BIN/BASE ratios.
+# NDPI=no (looped mode) skips ndpiReader: a BIN vs BASE run only.
 #
 # Looped mode: the same capture looped to >= 10^7 packets, each tool pinned to
 # one core, two figures for each:
@@ -90,11 +91,14 @@ report() { # name cpu wall
     'BEGIN {printf "%-40s %10.3f s CPU %10.3f s wall %14.0f packets/s per core\n", n, c, w, p / c}'
 }
 
-read -r ncpu nwall < <(cpu_time ndpiReader -i "$capture" -l "$loops")
-report "ndpiReader -l $loops, total" "$ncpu" "$nwall"
-# Per loop: packets / (K pps) = seconds of packet processing.
-nproc_s=$(awk -v p="$packets" '/nDPI throughput:/ {s += p / ($3 * ($4 == "M" ? 1e6 : 1e3))} END {printf "%.3f", s}' /tmp/bench-vs-ndpi.out)
-report "ndpiReader, processing only" "$nproc_s" "$nproc_s"
+ncpu=0 nproc_s=0
+if [ "${NDPI:-yes}" != no ]; then
+  read -r ncpu nwall < <(cpu_time ndpiReader -i "$capture" -l "$loops")
+  report "ndpiReader -l $loops, total" "$ncpu" "$nwall"
+  # Per loop: packets / (K pps) = seconds of packet processing.
+  nproc_s=$(awk -v p="$packets" '/nDPI throughput:/ {s += p / ($3 * ($4 == "M" ? 1e6 : 1e3))} END {printf "%.3f", s}' /tmp/bench-vs-ndpi.out)
+  report "ndpiReader, processing only" "$nproc_s" "$nproc_s"
+fi
 
 for r in $(seq "$([ -n "$base" ] && echo "$repeat" || echo 1)"); do
   for b in "$bin" ${base:+"$base"}; do
@@ -102,7 +106,13 @@ for r in $(seq "$([ -n "$base" ] && echo "$repeat" || echo 1)"); do
     report "$b --loops $loops, total" "$lcpu" "$lwall"
     own=$(sed -n 's/.* in \([0-9.]*\) s: .*/\1/p' /tmp/bench-vs-ndpi.err)
     report "$b, processing only" "$own" "$own"
-    awk -v n="$ncpu" -v l="$lcpu" -v np="$nproc_s" -v lp="$own" \
-      'BEGIN {printf "  %s / ndpiReader: %.1fx (total CPU), %.1fx (processing only)\n", "btblocker", n / l, np / lp}'
+    [ "$ncpu" = 0 ] || awk -v n="$ncpu" -v l="$lcpu" -v np="$nproc_s" -v lp="$own" \
+      'BEGIN {printf "  btblocker / ndpiReader: %.1fx (total CPU), %.1fx (processing only)\n", n / l, np / lp}'
+    if [ "$b" = "$bin" ]; then
+      newcpu=$lcpu newown=$own
+    else
+      awk -v n="$newcpu" -v b="$lcpu" -v no="$newown" -v bo="$own" \
+        'BEGIN {printf "  CPU time new / base: %.3f (total), %.3f (processing only)\n", n / b, no / bo}'
+    fi
   done
 done

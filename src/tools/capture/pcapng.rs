@@ -61,7 +61,7 @@ pub(super) fn read(w: &mut Window, mut f: impl FnMut(Frame<'_>)) -> Result<ReadS
             break;
         }
         let len = block_len(w.data(), big);
-        if len % 4 != 0 || (len as usize) < BLOCK_HEAD || len as usize > MAX_RECORD {
+        if !len.is_multiple_of(4) || (len as usize) < BLOCK_HEAD || len as usize > MAX_RECORD {
             if parser.is_none() {
                 return Err(format!("pcapng section header length {len}"));
             }
