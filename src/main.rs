@@ -46,7 +46,7 @@ enum Command {
     /// not be opened or read, or is not a pcap/pcapng file (no valid file
     /// header); the other files are still analysed; 2 an invalid CONFIG.
     Analyze {
-        /// One JSON object per file, one per line (file, packets, flows, banned_hosts).
+        /// One JSON object per file, one per line (file, packets, flows, banned_hosts, damage, ...).
         #[arg(long)]
         json: bool,
         /// Take the `flows` and `dpi` sections from this YAML config.
