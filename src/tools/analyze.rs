@@ -115,9 +115,12 @@ pub fn analyze_file_looped(
     loops: u64,
 ) -> Result<FileReport, CaptureError> {
     let counters = Arc::new(WorkerCounters::default());
-    // Offline, memory is cheap and eviction would only blur the report.
+    // Offline, memory is cheap and eviction would only blur the report; so
+    // would flows left undecided by a full DPI pool: one entry per flow.
+    let capacity = flows.capacity.max(1 << 20);
     let flow_cfg = FlowsConfig {
-        capacity: flows.capacity.max(1 << 20),
+        capacity,
+        dpi_pool: capacity,
         ..flows.clone()
     };
     let mut pipeline = Pipeline::new(
