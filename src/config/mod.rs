@@ -54,6 +54,13 @@
 //!                           #   allocated once at start-up
 //!   tcp_idle_timeout_s: 300 # default 300, 1..=86400
 //!   udp_idle_timeout_s: 60  # default 60, 1..=86400
+//!   dpi_pool: 65536         # default = capacity, 1..=capacity: undecided
+//!                           #   flows per worker DPI inspects at once (144 B
+//!                           #   of detector state each, allocated at start-up;
+//!                           #   a flow is 128 B). A flow whose first payload
+//!                           #   finds the pool full is never inspected: it
+//!                           #   stays undecided, counted in
+//!                           #   btblocker_dpi_pool_exhausted_total
 //! dpi:                      # optional section
 //!   max_payload_packets: 8  # default 8, 1..=64: payload packets inspected per
 //!                           #   direction before a flow is judged clean
@@ -155,6 +162,9 @@ pub struct FlowsConfig {
     pub capacity: usize,
     pub tcp_idle_timeout_s: u64,
     pub udp_idle_timeout_s: u64,
+    /// Undecided flows per worker that DPI can inspect at once: entries of
+    /// the worker's DPI state pool (at most `capacity` are used).
+    pub dpi_pool: usize,
 }
 
 impl Default for FlowsConfig {
@@ -163,6 +173,7 @@ impl Default for FlowsConfig {
             capacity: 1 << 16,
             tcp_idle_timeout_s: 300,
             udp_idle_timeout_s: 60,
+            dpi_pool: 1 << 16,
         }
     }
 }

@@ -88,6 +88,7 @@ fn a_minimal_config_gets_every_default() {
                 capacity: 65536,
                 tcp_idle_timeout_s: 300,
                 udp_idle_timeout_s: 60,
+                dpi_pool: 65536,
             },
             dpi: crate::dpi::DpiConfig::default(),
             ban: BanConfig::default(),
@@ -201,15 +202,27 @@ fn log_section_is_read_and_checked() {
 fn flows_section_is_read_and_checked() {
     let base = "ports:\n  - name: lan\n    device: net_null0\n    role: inside\n";
     let config = ok(&[format!(
-        "{base}flows:\n  capacity: 1024\n  tcp_idle_timeout_s: 10\n  udp_idle_timeout_s: 5"
+        "{base}flows:\n  capacity: 1024\n  tcp_idle_timeout_s: 10\n  udp_idle_timeout_s: 5\n  dpi_pool: 100"
     )]);
     assert_eq!(
         config.flows,
         FlowsConfig {
             capacity: 1024,
             tcp_idle_timeout_s: 10,
-            udp_idle_timeout_s: 5
+            udp_idle_timeout_s: 5,
+            dpi_pool: 100,
         }
+    );
+    // Absent, the pool has one entry per flow.
+    let config = ok(&[format!("{base}flows:\n  capacity: 2048")]);
+    assert_eq!(config.flows.dpi_pool, 2048);
+    assert_eq!(
+        err(&[format!("{base}flows:\n  capacity: 1024\n  dpi_pool: 1025")]),
+        "flows.dpi_pool: must be <= flows.capacity (1024) (line 7)"
+    );
+    assert_eq!(
+        err(&[format!("{base}flows:\n  dpi_pool: 0")]),
+        "flows.dpi_pool: must be >= 1 (line 6)"
     );
     assert_eq!(
         err(&[format!("{base}flows:\n  capacity: 10")]),

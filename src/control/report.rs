@@ -75,6 +75,8 @@ pub struct DpiSummary {
     pub payload_packets_inspected: u64,
     pub flows_clean: u64,
     pub flows_bittorrent: u64,
+    /// Flows left undecided because the DPI pool was empty (`flows.dpi_pool`).
+    pub dpi_pool_exhausted: u64,
     /// BitTorrent flows by deciding detector (only detectors that fired).
     pub bittorrent_by_detector: Vec<(&'static str, u64)>,
 }
@@ -180,6 +182,7 @@ impl RunSummary {
             payload_packets_inspected: total(&|w| &w.flows.inspected_packets),
             flows_clean: total(&|w| &w.flows.judged_clean),
             flows_bittorrent: total(&|w| &w.flows.judged_bittorrent),
+            dpi_pool_exhausted: total(&|w| &w.flows.dpi_pool_exhausted),
             bittorrent_by_detector,
         };
         let enforcement = EnforcementSummary {
@@ -335,6 +338,13 @@ fn write_flows_line(f: &mut fmt::Formatter<'_>, d: &DpiSummary) -> fmt::Result {
             .map(|(n, c)| format!("{n} {c}"))
             .collect();
         write!(f, " ({})", by.join(", "))?;
+    }
+    if d.dpi_pool_exhausted > 0 {
+        write!(
+            f,
+            "; {} left undecided (DPI pool full)",
+            d.dpi_pool_exhausted
+        )?;
     }
     writeln!(f)
 }

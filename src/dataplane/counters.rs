@@ -62,6 +62,9 @@ pub struct FlowCounters {
     pub inspected_packets: Counter,
     pub judged_clean: Counter,
     pub judged_bittorrent: Counter,
+    /// Flows whose first payload found the worker's DPI pool empty
+    /// (`flows.dpi_pool`): never inspected, they stay undecided.
+    pub dpi_pool_exhausted: Counter,
     /// Flows judged BitTorrent, by the detector that decided them.
     pub by_detector: [Counter; DetectorId::COUNT],
 }

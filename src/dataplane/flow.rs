@@ -15,9 +15,17 @@
 //! [`FlowTable::bucket_line`] gives a caller that line's address, so it can
 //! start loading the lines of a burst's packets before it looks any of them
 //! up.
+//!
+//! A slot is two cache lines (128 B, checked at compile time): the key, the
+//! verdict, timestamps and counters: what every packet of a flow needs, for
+//! its whole life. The detectors' memory of an undecided flow is elsewhere,
+//! in the worker's `DpiPool`, which the slot refers to by index (`Flow::dpi`):
+//! a table sized for millions of flows does not carry millions of idle
+//! detector states.
 use std::net::IpAddr;
 
-use crate::dpi::{Detection, Direction, FlowDpiState};
+use super::dpi_pool::DpiRef;
+use crate::dpi::{Detection, Direction};
 use crate::wire::Transport;
 
 /// Slots per bucket.
@@ -134,17 +142,24 @@ pub enum FlowVerdict {
     BitTorrent,
 }
 
-/// Per-direction counters (index = `Direction as usize`).
+/// Per-direction counters (index = `Direction as usize`). Payload packets
+/// are counted by DPI, in its own state, only while the flow is undecided.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DirCounters {
     pub packets: u64,
     pub bytes: u64,
-    pub payload_packets: u32,
 }
 
-/// `repr(C)` so the fields every packet touches (key, verdict, last seen,
-/// counters) sit together at the start of the slot, in two cache lines; the
-/// DPI state, read only while a flow is undecided, comes after.
+/// What a flow keeps for its whole life: what every packet reads or writes,
+/// and the verdict with what decided it (for detection events, retire
+/// callbacks and `analyze`'s report). The detectors' memory is not here: an
+/// undecided flow holds an entry of the worker's `DpiPool` (`dpi`), given
+/// back as soon as DPI decides it.
+///
+/// `repr(C)`, in this order, so the fields pack without padding into two
+/// cache lines: the first holds the key, the verdict and the pool ref (what
+/// a lookup compares and the pipeline branches on), the second the
+/// timestamps and counters (see the `slot_fits_two_cache_lines` test).
 #[derive(Clone, Debug, Default)]
 #[repr(C)]
 pub struct Flow {
@@ -152,14 +167,16 @@ pub struct Flow {
     /// True when `key.lo` sent the flow's first packet.
     pub lo_is_originator: bool,
     pub verdict: FlowVerdict,
+    /// What the DPI engine found, when the verdict is BitTorrent (2 bytes:
+    /// kept here rather than in the pool so it outlives the DPI state).
+    pub detection: Option<Detection>,
+    /// The flow's DPI state in the worker's pool, while it is undecided.
+    pub dpi: DpiRef,
     pub last_seen_ns: u64,
     pub dirs: [DirCounters; 2],
     pub first_seen_ns: u64,
-    pub dpi: FlowDpiState,
     /// Index of the packet that decided the verdict (among those the pipeline saw).
     pub decided_at_packet: u64,
-    /// What the DPI engine found, when the verdict is BitTorrent.
-    pub detection: Option<Detection>,
 }
 
 impl Flow {
@@ -190,6 +207,14 @@ impl Flow {
 struct Slot {
     flow: Flow,
 }
+
+/// Bytes of one flow-table slot: two cache lines. Checked at compile time, so
+/// a field added to `Flow` that would make it three fails the build here.
+pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+const _: () = assert!(SLOT_BYTES <= 128, "a flow slot must fit two cache lines");
+
+/// Bytes of the table's per-bucket metadata line, per slot.
+pub const META_BYTES_PER_SLOT: usize = std::mem::size_of::<BucketMeta>() / WAYS;
 
 /// One cache line per bucket: what a lookup reads before any slot.
 #[derive(Clone, Copy, Debug, Default)]
@@ -406,7 +431,8 @@ impl FlowTable {
             flow.first_seen_ns = now_ns;
             flow.dirs = Default::default();
             flow.verdict = FlowVerdict::Pending;
-            flow.dpi = FlowDpiState::default();
+            // The retired flow's pool entry, if any, went back in `on_retire`.
+            flow.dpi = DpiRef::NONE;
             flow.decided_at_packet = 0;
             flow.detection = None;
             self.active += 1;
@@ -475,6 +501,17 @@ mod tests {
             assert_eq!(t.bucket_line(hash), meta.cast::<u8>());
         }
         assert_eq!(t.live_bytes(), 300 * std::mem::size_of::<Slot>());
+    }
+
+    /// Two cache lines a flow: the key, verdict and pool ref in the first
+    /// (what a lookup compares), timestamps and counters in the second.
+    #[test]
+    fn slot_fits_two_cache_lines() {
+        assert_eq!(SLOT_BYTES, 128);
+        assert_eq!(std::mem::size_of::<Flow>(), 120);
+        assert_eq!(std::mem::offset_of!(Flow, dpi), 60);
+        assert_eq!(std::mem::offset_of!(Flow, last_seen_ns), 64);
+        assert_eq!(META_BYTES_PER_SLOT, 8);
     }
 
     #[test]

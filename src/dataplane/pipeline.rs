@@ -9,10 +9,13 @@ use crate::ban::{BanKey, PayloadPrefix, Snapshot};
 use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::counters::MAX_PORTS;
+use crate::dataplane::dpi_pool::{DpiPool, DpiRef};
 use crate::dataplane::flow::{Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Retired};
 use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
 use crate::dataplane::stage_timing::{Lap, Stage};
-use crate::dpi::{Detection, Direction, DpiConfig, DpiEngine, Inspection, PayloadCtx};
+use crate::dpi::{
+    Detection, Direction, DpiConfig, DpiEngine, FlowDpiState, Inspection, PayloadCtx,
+};
 use crate::wire::{self, Fragment, LinkType, Packet, Parsed, Transport, L4};
 
 const NS_PER_S: u64 = 1_000_000_000;
@@ -78,6 +81,8 @@ pub struct Pipeline<S: EventSink = NoEvents> {
     counters: Arc<WorkerCounters>,
     mode: Mode,
     flows: FlowTable,
+    /// The DPI state of the undecided flows of `flows`.
+    dpi_pool: DpiPool,
     dpi: DpiEngine,
     sink: S,
     packets_seen: u64,
@@ -100,15 +105,19 @@ impl<S: EventSink> Pipeline<S> {
     ) -> Self {
         // The seed only needs to differ between runs and workers.
         let seed = Arc::as_ptr(&counters) as u64 ^ u64::from(std::process::id()).rotate_left(32);
+        let flows = FlowTable::new(
+            flow.capacity,
+            flow.tcp_idle_timeout_s * NS_PER_S,
+            flow.udp_idle_timeout_s * NS_PER_S,
+            seed,
+        );
+        // More entries than slots could never be used.
+        let dpi_pool = DpiPool::new(flow.dpi_pool.min(flows.capacity()));
         Pipeline {
             counters,
             mode,
-            flows: FlowTable::new(
-                flow.capacity,
-                flow.tcp_idle_timeout_s * NS_PER_S,
-                flow.udp_idle_timeout_s * NS_PER_S,
-                seed,
-            ),
+            flows,
+            dpi_pool,
             dpi: DpiEngine::new(dpi),
             sink,
             packets_seen: 0,
@@ -164,6 +173,10 @@ impl<S: EventSink> Pipeline<S> {
 
     pub fn flows(&self) -> &FlowTable {
         &self.flows
+    }
+
+    pub fn dpi_pool(&self) -> &DpiPool {
+        &self.dpi_pool
     }
 
     pub fn sink(&self) -> &S {
@@ -314,7 +327,7 @@ impl<S: EventSink> Pipeline<S> {
         let payload = packet.l4.payload();
         let src = Endpoint::new(packet.src, sport);
         let dst = Endpoint::new(packet.dst, dport);
-        let on_retire = count_retired(&self.counters, &mut self.sink);
+        let on_retire = retire(&self.counters, &mut self.sink, &mut self.dpi_pool);
         let (flow, dir, created) = self.flows.lookup(transport, src, dst, now_ns, on_retire);
         if created {
             self.counters.flows.created.inc();
@@ -338,11 +351,14 @@ impl<S: EventSink> Pipeline<S> {
             lap.lap(&self.counters.stages, Stage::Dpi);
             return verdict;
         }
-        d.payload_packets += 1;
+        let Some(state) = dpi_state(flow, &mut self.dpi_pool, &self.counters) else {
+            return FlowVerdict::Pending; // the pool was empty: left undecided
+        };
         self.counters.flows.inspected_packets.inc();
-        let inspection = self.dpi.inspect(&mut flow.dpi, &ctx, now_ns);
+        let inspection = self.dpi.inspect(state, &ctx, now_ns);
         lap.lap(&self.counters.stages, Stage::Dpi);
-        let Some(detection) = settle(flow, inspection, index, &self.counters) else {
+        let Some(detection) = settle(flow, &mut self.dpi_pool, inspection, index, &self.counters)
+        else {
             return flow.verdict;
         };
         let endpoints = flow.endpoints();
@@ -398,19 +414,40 @@ impl<S: EventSink> Pipeline<S> {
 }
 
 /// What happens to each live flow that leaves the table to make room or by
-/// age: counted by why, and told to the sink.
+/// age: counted by why, its DPI pool entry (if undecided) given back, and
+/// told to the sink.
 #[inline]
-fn count_retired<'a, S: EventSink>(
+fn retire<'a, S: EventSink>(
     counters: &'a WorkerCounters,
     sink: &'a mut S,
+    pool: &'a mut DpiPool,
 ) -> impl FnMut(&Flow, Retired) + 'a {
     move |f, why| {
         match why {
             Retired::Expired => counters.flows.expired.inc(),
             Retired::Evicted => counters.flows.evicted.inc(),
         }
+        pool.give_back(f.dpi);
         sink.flow_retired(f, why);
     }
+}
+
+/// The DPI state of an undecided flow: its pool entry, taken at its first
+/// inspected payload. `None` when the pool was empty then (counted once; the
+/// flow is never inspected and stays undecided).
+#[inline]
+fn dpi_state<'p>(
+    flow: &mut Flow,
+    pool: &'p mut DpiPool,
+    counters: &WorkerCounters,
+) -> Option<&'p mut FlowDpiState> {
+    if flow.dpi == DpiRef::NONE {
+        flow.dpi = pool.take().unwrap_or_else(|| {
+            counters.flows.dpi_pool_exhausted.inc();
+            DpiRef::REFUSED
+        });
+    }
+    pool.get_mut(flow.dpi)
 }
 
 /// The packet as DPI sees it, in direction `dir` of its flow.
@@ -437,15 +474,21 @@ fn payload_ctx<'a>(
     }
 }
 
-/// Records DPI's answer on the flow once it is a verdict, and counts it.
-/// Returns the detection when the flow was just judged BitTorrent.
+/// Records DPI's answer on the flow once it is a verdict, and counts it; a
+/// decided flow's DPI state goes back to the pool. Returns the detection when
+/// the flow was just judged BitTorrent.
 #[inline]
 fn settle(
     flow: &mut Flow,
+    pool: &mut DpiPool,
     inspection: Inspection,
     index: u64,
     counters: &WorkerCounters,
 ) -> Option<Detection> {
+    if inspection != Inspection::Pending {
+        pool.give_back(flow.dpi);
+        flow.dpi = DpiRef::NONE;
+    }
     match inspection {
         Inspection::Pending => None,
         Inspection::Clean => {
@@ -500,6 +543,77 @@ mod tests {
         f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
         f.extend_from_slice(payload);
         f
+    }
+
+    /// A pool of 2 DPI states and 3 concurrent undecided flows: the third is
+    /// refused once (counted), never inspected, and stays undecided; entries
+    /// come back when a flow is decided or leaves the table.
+    #[test]
+    fn a_full_dpi_pool_leaves_the_next_flow_undecided() {
+        let mut p = Pipeline::new(
+            Arc::default(),
+            Mode::Inline,
+            &FlowsConfig {
+                capacity: 64,
+                tcp_idle_timeout_s: 10,
+                dpi_pool: 2,
+                ..FlowsConfig::default()
+            },
+            &DpiConfig {
+                max_payload_packets: 2,
+                ..DpiConfig::default()
+            },
+            Recorder::default(),
+        );
+        let at = |s: u64| Burst::offline(s * NS_PER_S);
+        let verdict_of = |p: &Pipeline<Recorder>, sport: u16| {
+            let flow = p.flows().iter().find(|f| f.endpoints().0.port == sport);
+            flow.map(|f| (f.verdict, f.dpi))
+        };
+        let (a, b, c) = (50_000, 50_001, 50_002);
+        for sport in [a, b, c] {
+            p.process(0, &tcp_frame(sport, b"hello"), 0, &at(1));
+        }
+        let flows = &p.counters().flows;
+        assert_eq!(flows.dpi_pool_exhausted.get(), 1);
+        assert_eq!(flows.inspected_packets.get(), 2);
+        assert_eq!(p.dpi_pool().in_use(), 2);
+        assert_eq!(
+            verdict_of(&p, c),
+            Some((FlowVerdict::Pending, DpiRef::REFUSED))
+        );
+
+        // The refused flow is not inspected, nor counted again.
+        p.process(0, &tcp_frame(c, b"hello"), 0, &at(2));
+        p.process(0, &tcp_frame(c, b"hello"), 0, &at(2));
+        let flows = &p.counters().flows;
+        assert_eq!(flows.dpi_pool_exhausted.get(), 1);
+        assert_eq!(flows.inspected_packets.get(), 2);
+        assert_eq!(
+            verdict_of(&p, c),
+            Some((FlowVerdict::Pending, DpiRef::REFUSED))
+        );
+
+        // `a`'s second payload (none back) decides it clean: its entry returns.
+        p.process(0, &tcp_frame(a, b"hello"), 0, &at(3));
+        assert_eq!(verdict_of(&p, a), Some((FlowVerdict::Clean, DpiRef::NONE)));
+        assert_eq!(p.dpi_pool().in_use(), 1);
+        assert_eq!(p.counters().flows.judged_clean.get(), 1);
+
+        // `b` idles past the TCP timeout: a bare ACK of its 5-tuple retires it
+        // (and starts a flow with no payload, so no entry): the pool is empty.
+        p.process(0, &tcp_frame(b, b""), 0, &at(20));
+        assert_eq!(p.counters().flows.expired.get(), 1);
+        assert_eq!(p.dpi_pool().in_use(), 0);
+
+        // Both entries serve new flows; the refusal count is unchanged.
+        for sport in [50_010, 50_011] {
+            p.process(0, &tcp_frame(sport, b"hello"), 0, &at(21));
+        }
+        assert_eq!(p.dpi_pool().in_use(), 2);
+        assert_eq!(p.counters().flows.dpi_pool_exhausted.get(), 1);
+        assert_eq!(p.counters().flows.inspected_packets.get(), 5);
+        assert_eq!(p.counters().flows.judged_bittorrent.get(), 0);
     }
 
     #[test]

@@ -136,8 +136,12 @@ fn offline_sizing(
         .unwrap_or(usize::MAX)
         .saturating_mul(SLOTS_PER_PACKET)
         .max(MIN_OFFLINE_FLOWS);
+    let capacity = wanted.min(most);
+    // Flows left undecided by a full DPI pool would blur the report: one
+    // entry per flow.
     let flow_cfg = FlowsConfig {
-        capacity: wanted.min(most),
+        capacity,
+        dpi_pool: capacity,
         ..flows.clone()
     };
     // A known peer takes at least 6 bytes of the capture (a compact peer in
