@@ -19,6 +19,8 @@ pub fn hw_stats(ports: &[ActivePort]) -> Vec<HwPortStats> {
 pub struct ActivePort {
     pub id: u16,
     pub rx_queues: u16,
+    /// Symmetric RSS is on: packets carry the NIC's flow hash.
+    pub rss: bool,
 }
 
 pub fn setup(cfg: &Config, nb_workers: u16) -> Result<Vec<ActivePort>, RunError> {
@@ -101,6 +103,7 @@ pub fn setup(cfg: &Config, nb_workers: u16) -> Result<Vec<ActivePort>, RunError>
         active.push(ActivePort {
             id: info.id,
             rx_queues: setup.rx_queues,
+            rss: setup.rss,
         });
     }
     Ok(active)
@@ -120,6 +123,7 @@ pub fn polls_for_worker(cfg: &Config, ports: &[ActivePort], worker: u16) -> Vec<
             tx_port_index: pc.peer,
             tx_port_id: ports[pc.peer].id,
             tx_queue: worker,
+            nic_hash: ports[i].rss,
         })
         .collect()
 }

@@ -20,6 +20,8 @@ pub struct Poll {
     pub tx_port_index: usize,
     pub tx_port_id: u16,
     pub tx_queue: u16,
+    /// The port delivers the NIC's symmetric RSS hash with each packet.
+    pub nic_hash: bool,
 }
 
 pub struct WorkerPlan {
@@ -70,7 +72,11 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
     let mut tx = MbufArray::new();
     let mut drop = MbufArray::new();
     let mut tx_len = [0u32; MAX_BURST];
-    let mut lookahead = FlowLookahead::new();
+    // The NIC's hash indexes the flow table only if every port this worker
+    // polls delivers it: in inline mode a flow's two directions arrive on
+    // two ports, and both must be hashed alike.
+    let nic_hash = !plan.polls.is_empty() && plan.polls.iter().all(|p| p.nic_hash);
+    let mut lookahead = FlowLookahead::new(nic_hash);
     let burst = plan.burst.min(MAX_BURST as u16);
     let inline = pipeline.mode() == Mode::Inline;
 
@@ -104,7 +110,8 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
                 lookahead.step(&pipeline, &rx, n, i);
                 let Some(m) = rx.pop_front() else { break };
                 let len = m.pkt_len();
-                match pipeline.process(p.port_index, m.frame(), len, &ctx) {
+                let hash = if nic_hash { m.rss_hash() } else { None };
+                match pipeline.process_hashed(p.port_index, m.frame(), len, hash, &ctx) {
                     Verdict::Forward if inline => {
                         tx_len[tx.len()] = len;
                         tx.push(m);
@@ -142,15 +149,25 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
 /// the pipeline decides is unchanged.
 struct FlowLookahead {
     on: bool,
+    /// Step 1 takes the NIC's hash from the mbuf instead of parsing.
+    nic_hash: bool,
     hashes: [Option<u64>; MAX_BURST],
 }
 
 impl FlowLookahead {
-    fn new() -> Self {
+    fn new(nic_hash: bool) -> Self {
         FlowLookahead {
             on: false,
+            nic_hash,
             hashes: [None; MAX_BURST],
         }
+    }
+
+    /// Step 1 for packet `i` of `rx` (relative to its front).
+    #[inline(always)]
+    fn bucket(&self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, i: usize) -> Option<u64> {
+        let hash = if self.nic_hash { rx.rss_hash(i) } else { None };
+        pipeline.flow_lookahead_bucket(rx.frame(i), hash, prefetch)
     }
 
     /// Decides for this burst. Returns how far ahead packet data must be
@@ -171,11 +188,8 @@ impl FlowLookahead {
         if !self.on {
             return;
         }
-        for (i, hash) in self.hashes[..n.min(2 * LOOKAHEAD_STEP)]
-            .iter_mut()
-            .enumerate()
-        {
-            *hash = pipeline.flow_lookahead_bucket(rx.frame(i), prefetch);
+        for i in 0..n.min(2 * LOOKAHEAD_STEP) {
+            self.hashes[i] = self.bucket(pipeline, rx, i);
         }
         for hash in self.hashes[..n.min(LOOKAHEAD_STEP)].iter().flatten() {
             pipeline.flow_lookahead_slot(*hash, prefetch);
@@ -190,8 +204,7 @@ impl FlowLookahead {
             return;
         }
         if i + 2 * LOOKAHEAD_STEP < n {
-            self.hashes[i + 2 * LOOKAHEAD_STEP] =
-                pipeline.flow_lookahead_bucket(rx.frame(2 * LOOKAHEAD_STEP), prefetch);
+            self.hashes[i + 2 * LOOKAHEAD_STEP] = self.bucket(pipeline, rx, 2 * LOOKAHEAD_STEP);
         }
         if let Some(hash) = self.hashes[..n].get(i + LOOKAHEAD_STEP).copied().flatten() {
             pipeline.flow_lookahead_slot(hash, prefetch);

@@ -10,6 +10,7 @@ mod ffi;
 pub mod lcore;
 pub mod loopback;
 pub mod mbuf;
+pub mod memory;
 mod mempool;
 pub mod port;
 pub mod telemetry;

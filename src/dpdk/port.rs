@@ -26,12 +26,16 @@ pub struct PortInfo {
     pub max_tx_queues: u16,
     pub rss_offloads: u64,
     pub rss_key_size: u8,
+    /// RX offloads the PMD can do (`RTE_ETH_RX_OFFLOAD_*`).
+    pub rx_offloads: u64,
 }
 
 /// How a port was set up.
 pub struct PortSetup {
     pub rx_queues: u16,
     pub tx_queues: u16,
+    /// RSS with the symmetric key is on: packets arrive with the NIC's hash
+    /// (`Mbuf::rss_hash`), the same for both directions of a flow.
     pub rss: bool,
 }
 
@@ -111,12 +115,13 @@ pub fn info(id: u16) -> Result<PortInfo, DpdkError> {
         max_tx_queues: di.max_tx_queues,
         rss_offloads: di.flow_type_rss_offloads,
         rss_key_size: di.hash_key_size,
+        rx_offloads: di.rx_offload_capa,
     })
 }
 
 /// Configures `queues` RX and TX queue pairs on a port and starts it. RSS with
-/// the symmetric key is enabled where the PMD offers it and more than one queue
-/// is wanted.
+/// the symmetric key is enabled wherever the PMD offers it, even on one queue:
+/// the hash it delivers in each mbuf saves the worker hashing the flow key.
 pub fn configure_and_start(
     info: &PortInfo,
     rx_queues: u16,
@@ -129,7 +134,7 @@ pub fn configure_and_start(
     // SAFETY: returns a constant computed from DPDK's RTE_ETH_RSS_* macros.
     let wanted_hf = unsafe { ffi::btb_rss_hf_ip_tcp_udp() };
     let hf = wanted_hf & info.rss_offloads;
-    let rss = rx_queues > 1 && hf != 0;
+    let rss = hf != 0;
     let mut key = SYMMETRIC_RSS_KEY;
     let mut conf = ffi::rte_eth_conf::default();
     if rss {
@@ -142,6 +147,11 @@ pub fn configure_and_start(
         };
         conf.rx_adv_conf.rss_conf.rss_key_len = len;
         conf.rx_adv_conf.rss_conf.rss_hf = hf;
+        // SAFETY: returns a constant (an RTE_BIT64 macro bindgen drops).
+        let rss_hash = unsafe { ffi::btb_rx_offload_rss_hash() };
+        // Most PMDs deliver the hash whenever RSS is on; those that list the
+        // offload want it asked for.
+        conf.rxmode.offloads |= rss_hash & info.rx_offloads;
     }
     // SAFETY: conf (and the key it points to) is valid for the call; DPDK copies it.
     let rc = unsafe { ffi::rte_eth_dev_configure(id, rx_queues, tx_queues, &conf) };

@@ -16,3 +16,4 @@
 int btb_errno(void);
 /* RTE_ETH_RSS_* are RTE_BIT64() macros that bindgen drops. */
 uint64_t btb_rss_hf_ip_tcp_udp(void);
+uint64_t btb_rx_offload_rss_hash(void);
