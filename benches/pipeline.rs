@@ -29,11 +29,16 @@
 //!   transparent huge pages as `run` does, or left on 4 KiB pages) and
 //!   `--nic-hash toeplitz|ideal` (besides the software hash, the worker
 //!   takes a hash carried in each mbuf, as from a NIC with RSS: `toeplitz` is
-//!   what a NIC computes with the symmetric 0x6d5a key, `ideal` a symmetric
-//!   32-bit hash of full entropy).
+//!   what a NIC computes with the symmetric 0x6d5a key, which `run` never
+//!   uses as index, `ideal` a symmetric 32-bit hash of full entropy, as the
+//!   symmetric Toeplitz hash function delivers, which `run` uses).
 //!
-//!     cargo bench --features bench --bench pipeline -- --many-flows 1000000 \
-//!         --only 'many-flows full' --flow-pages both --nic-hash ideal
+//! The many-flows comparison (1 M flows exist before measuring):
+//!
+//! ```text
+//! cargo bench --features bench --bench pipeline -- --many-flows 1000000 \
+//!     --only 'many-flows full' --flow-pages both --nic-hash ideal --warmup 10 --repeat 3
+//! ```
 //!
 //! A counting global allocator checks that the workers allocate nothing after
 //! warm-up: the bench fails loudly otherwise.
@@ -529,14 +534,22 @@ fn main() {
             .map(|r| r.3)
             .sum()
     };
-    for &(traffic, _) in &traffic_sets {
-        println!(
-            "aggregate {traffic}: bare {:.2} Mpps, read headers {:.2} Mpps, full pipeline {:.2} Mpps over {} worker(s)",
-            total(traffic, BARE),
-            total(traffic, READ_HEADERS),
-            total(traffic, FULL),
-            o.workers
-        );
+    // One figure per loop the run measured (each flow-table variant of the
+    // full pipeline has its own label), summed over the workers.
+    for (traffic, fulls) in &traffic_sets {
+        let loops: Vec<String> = [BARE, READ_HEADERS]
+            .into_iter()
+            .chain(fulls.iter().map(|&(label, _)| label))
+            .filter(|label| rows.iter().any(|r| r.0 == *traffic && r.1 == *label))
+            .map(|label| format!("{label} {:.2} Mpps", total(traffic, label)))
+            .collect();
+        if !loops.is_empty() {
+            println!(
+                "aggregate {traffic}: {} over {} worker(s)",
+                loops.join(", "),
+                o.workers
+            );
+        }
     }
     if !failures.is_empty() {
         for f in &failures {

@@ -19,8 +19,9 @@ pub fn hw_stats(ports: &[ActivePort]) -> Vec<HwPortStats> {
 pub struct ActivePort {
     pub id: u16,
     pub rx_queues: u16,
-    /// Symmetric RSS is on: packets carry the NIC's flow hash.
-    pub rss: bool,
+    /// Packets carry the NIC's symmetric, full-entropy flow hash: workers
+    /// may index their flow tables with it (`port::FlowHash::Nic`).
+    pub nic_flow_hash: bool,
 }
 
 pub fn setup(cfg: &Config, nb_workers: u16) -> Result<Vec<ActivePort>, RunError> {
@@ -100,10 +101,14 @@ pub fn setup(cfg: &Config, nb_workers: u16) -> Result<Vec<ActivePort>, RunError>
             setup.tx_queues,
             if setup.rss { "symmetric" } else { "off" }
         );
+        info!(
+            "port {}: workers index its flows with {}",
+            pc.name, setup.flow_hash
+        );
         active.push(ActivePort {
             id: info.id,
             rx_queues: setup.rx_queues,
-            rss: setup.rss,
+            nic_flow_hash: setup.flow_hash.is_nic(),
         });
     }
     Ok(active)
@@ -123,7 +128,7 @@ pub fn polls_for_worker(cfg: &Config, ports: &[ActivePort], worker: u16) -> Vec<
             tx_port_index: pc.peer,
             tx_port_id: ports[pc.peer].id,
             tx_queue: worker,
-            nic_hash: ports[i].rss,
+            nic_hash: ports[i].nic_flow_hash,
         })
         .collect()
 }

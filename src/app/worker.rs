@@ -20,8 +20,18 @@ pub struct Poll {
     pub tx_port_index: usize,
     pub tx_port_id: u16,
     pub tx_queue: u16,
-    /// The port delivers the NIC's symmetric RSS hash with each packet.
+    /// The port delivers the NIC's symmetric, full-entropy hash with each
+    /// packet (`dpdk::port::FlowHash::Nic`).
     pub nic_hash: bool,
+}
+
+/// Whether a worker indexes its flow table with the NIC's hash: only if every
+/// port it polls delivers that hash, since in inline mode a flow's two
+/// directions arrive on two ports and both must be hashed alike. A packet
+/// that comes without one (no `RTE_MBUF_F_RX_RSS_HASH`) takes the software
+/// hash (`Pipeline::process_hashed` with `None`).
+pub fn indexes_with_nic_hash(polls: &[Poll]) -> bool {
+    !polls.is_empty() && polls.iter().all(|p| p.nic_hash)
 }
 
 pub struct WorkerPlan {
@@ -72,10 +82,7 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
     let mut tx = MbufArray::new();
     let mut drop = MbufArray::new();
     let mut tx_len = [0u32; MAX_BURST];
-    // The NIC's hash indexes the flow table only if every port this worker
-    // polls delivers it: in inline mode a flow's two directions arrive on
-    // two ports, and both must be hashed alike.
-    let nic_hash = !plan.polls.is_empty() && plan.polls.iter().all(|p| p.nic_hash);
+    let nic_hash = indexes_with_nic_hash(&plan.polls);
     let mut lookahead = FlowLookahead::new(nic_hash);
     let burst = plan.burst.min(MAX_BURST as u16);
     let inline = pipeline.mode() == Mode::Inline;
@@ -264,4 +271,30 @@ fn read_ethernet_headers(rx: &MbufArray, n: usize, counters: &WorkerCounters, po
     }
     counters.ports[port].rx_bytes.add(bytes);
     std::hint::black_box(fold);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll(port_index: usize, nic_hash: bool) -> Poll {
+        Poll {
+            port_index,
+            port_id: port_index as u16,
+            rx_queue: 0,
+            tx_port_index: 1 - port_index,
+            tx_port_id: 1 - port_index as u16,
+            tx_queue: 0,
+            nic_hash,
+        }
+    }
+
+    #[test]
+    fn the_nic_hash_indexes_flows_only_if_every_polled_port_delivers_it() {
+        assert!(indexes_with_nic_hash(&[poll(0, true), poll(1, true)]));
+        assert!(!indexes_with_nic_hash(&[poll(0, true), poll(1, false)]));
+        assert!(!indexes_with_nic_hash(&[poll(0, false), poll(1, true)]));
+        assert!(indexes_with_nic_hash(&[poll(0, true)]));
+        assert!(!indexes_with_nic_hash(&[]));
+    }
 }

@@ -192,9 +192,9 @@ impl<S: EventSink> Pipeline<S> {
     /// `process` with the flow hash the NIC computed (`nic_hash`, its
     /// symmetric-Toeplitz RSS hash), which then indexes the flow table in
     /// place of the software hash ([`flow_hash_from_nic`]). The caller
-    /// supplies it for every packet or for none: one flow's packets must all
-    /// be hashed the same way, or its two directions would land in two
-    /// buckets.
+    /// supplies it for every packet of a flow or for none: one flow's
+    /// packets must all be hashed the same way, or its two directions would
+    /// land in two buckets.
     #[inline]
     pub fn process_hashed(
         &mut self,
@@ -442,12 +442,13 @@ impl<S: EventSink> Pipeline<S> {
 /// 32) made from the NIC's 32-bit RSS hash: one multiply by an odd constant,
 /// rotated so the index bits are product bits 32 and up (each depends on
 /// every bit of `rss`) and the tag is the product's low half (a bijection of
-/// `rss`). It adds no entropy: a symmetric Toeplitz key repeats every 16 bits,
-/// so the NIC's hash of a 4-tuple is a linear function of the XOR of its
-/// 16-bit words and takes at most 65,536 values. Tables beyond 65,536 buckets
-/// (524,288 flows) then use a fraction of their buckets, and within a bucket
-/// the tag separates flows only where those 16 bits differ (the full key is
-/// always compared, so a shared tag costs a slot read, never a wrong flow).
+/// `rss`). Cost: one multiply and a rotate, in place of hashing the key.
+/// It adds no entropy, so `rss` must have its full 32 bits: the symmetric
+/// Toeplitz hash *function* has, a plain Toeplitz hash with the symmetric
+/// 0x6d5a *key* has 16 (65,536 values: a large table would use a fraction of
+/// its buckets), so `run` supplies only the former (src/dpdk/rss.rs). Flows
+/// that share a hash share bucket and tag; the full key is always compared,
+/// so that costs a slot read, never a wrong flow.
 #[inline(always)]
 pub fn flow_hash_from_nic(rss: u32) -> u64 {
     (u64::from(rss).wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(32)

@@ -13,6 +13,7 @@ pub mod mbuf;
 pub mod memory;
 mod mempool;
 pub mod port;
+mod rss;
 pub mod telemetry;
 
 pub use eal::Eal;

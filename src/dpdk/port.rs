@@ -2,20 +2,11 @@
 use std::ffi::{CStr, CString};
 
 use super::mempool::Mempool;
+use super::rss::{FLOW_HASH_KEY, SYMMETRIC_QUEUE_KEY};
 use super::{ffi, DpdkError};
 use crate::dataplane::counters::HwPortStats;
 
-/// The symmetric Toeplitz key: 0x6d5a repeated maps (a→b) and (b→a) to the same
-/// hash, so both directions of a flow land on the same worker.
-const SYMMETRIC_RSS_KEY: [u8; 52] = {
-    let mut k = [0u8; 52];
-    let mut i = 0;
-    while i < 52 {
-        k[i] = if i % 2 == 0 { 0x6d } else { 0x5a };
-        i += 1;
-    }
-    k
-};
+pub use super::rss::FlowHash;
 
 /// What DPDK says about a port, read before configuring it.
 pub struct PortInfo {
@@ -34,9 +25,11 @@ pub struct PortInfo {
 pub struct PortSetup {
     pub rx_queues: u16,
     pub tx_queues: u16,
-    /// RSS with the symmetric key is on: packets arrive with the NIC's hash
-    /// (`Mbuf::rss_hash`), the same for both directions of a flow.
+    /// RSS with the symmetric 0x6d5a key spreads flows over the RX queues,
+    /// both directions of a flow to the same queue.
     pub rss: bool,
+    /// The hash the workers index this port's flows with.
+    pub flow_hash: FlowHash,
 }
 
 /// Finds a probed port by its device name (PCI address or vdev name).
@@ -120,8 +113,9 @@ pub fn info(id: u16) -> Result<PortInfo, DpdkError> {
 }
 
 /// Configures `queues` RX and TX queue pairs on a port and starts it. RSS with
-/// the symmetric key is enabled wherever the PMD offers it, even on one queue:
-/// the hash it delivers in each mbuf saves the worker hashing the flow key.
+/// the symmetric key is enabled wherever the PMD offers it, even on one queue;
+/// then the symmetric-Toeplitz flow rule is asked for, whose hash (delivered
+/// in each mbuf) saves the worker hashing the flow key (see [`FlowHash`]).
 pub fn configure_and_start(
     info: &PortInfo,
     rx_queues: u16,
@@ -135,7 +129,7 @@ pub fn configure_and_start(
     let wanted_hf = unsafe { ffi::btb_rss_hf_ip_tcp_udp() };
     let hf = wanted_hf & info.rss_offloads;
     let rss = hf != 0;
-    let mut key = SYMMETRIC_RSS_KEY;
+    let mut key = SYMMETRIC_QUEUE_KEY;
     let mut conf = ffi::rte_eth_conf::default();
     if rss {
         conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
@@ -206,6 +200,9 @@ pub fn configure_and_start(
             rc,
         ));
     }
+    let flow_hash = FlowHash::decide(if rss { hf } else { 0 }, || {
+        symmetric_rss_rule(id, hf, info.rss_key_size, rx_queues)
+    });
     // A bump in the wire must see every frame, not only those for its own MAC.
     // Virtual devices may not support it; that is not an error.
     // SAFETY: the port is started.
@@ -216,7 +213,41 @@ pub fn configure_and_start(
         rx_queues,
         tx_queues,
         rss,
+        flow_hash,
     })
+}
+
+/// Asks the PMD for RSS with the symmetric Toeplitz hash function on every
+/// packet of started port `id`, over its `rx_queues` queues, keyed with
+/// [`FLOW_HASH_KEY`] (its first `key_size` bytes; 40 when the PMD does not
+/// say). Err: the PMD's reason.
+fn symmetric_rss_rule(id: u16, types: u64, key_size: u8, rx_queues: u16) -> Result<(), String> {
+    let key_len = match key_size {
+        0 => 40,
+        n => usize::from(n).min(FLOW_HASH_KEY.len()),
+    };
+    let mut msg = [0 as std::ffi::c_char; 160];
+    // SAFETY: key points to key_len readable bytes and msg to msg.len()
+    // writable ones, both valid for the call (DPDK copies the rule); the
+    // port is started.
+    let rc = unsafe {
+        ffi::btb_symmetric_rss_rule(
+            id,
+            types,
+            FLOW_HASH_KEY.as_ptr(),
+            key_len as u32,
+            rx_queues,
+            msg.as_mut_ptr(),
+            msg.len(),
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    // SAFETY: the shim NUL-terminates msg (snprintf) whenever rc != 0; msg is
+    // zeroed besides, so it holds a NUL even if it wrote nothing.
+    let why = unsafe { CStr::from_ptr(msg.as_ptr()) };
+    Err(why.to_string_lossy().into_owned())
 }
 
 /// The driver's counters for port `id` (all 0 if it cannot say).
