@@ -160,8 +160,9 @@ mod tests {
         assert!(seen.len() <= 65_536, "{} distinct", seen.len());
     }
 
-    /// A symmetric hash function (the endpoints put in order, then hashed
-    /// with the non-periodic key, as ice does) keeps all 32 bits: 200,000
+    /// A symmetric hash function (here: the endpoints put in order, then
+    /// hashed with the non-periodic key; PMDs may XOR them instead) keeps all
+    /// 32 bits: 200,000
     /// flows give (nearly) 200,000 hashes (the birthday bound expects ~5
     /// collisions in 2^32), and both directions agree.
     #[test]
