@@ -23,6 +23,22 @@
 //!   packet finds its flow in a table far larger than the caches: the flow
 //!   lookup misses to DRAM each time, as on an ISP link with a million
 //!   concurrent flows per worker. N = 1,048,576 needs ~2.7 GB of memory.
+//!   Its full pipeline runs once per flow-table variant asked for, the
+//!   variants interleaved repetition by repetition so they see the same
+//!   machine: `--flow-pages huge|small|both` (the table collapsed onto 2 MiB
+//!   transparent huge pages as `run` does, or left on 4 KiB pages) and
+//!   `--nic-hash toeplitz|ideal` (besides the software hash, the worker
+//!   takes a hash carried in each mbuf, as from a NIC with RSS: `toeplitz` is
+//!   what a NIC computes with the symmetric 0x6d5a key, which `run` never
+//!   uses as index, `ideal` a symmetric 32-bit hash of full entropy, as the
+//!   symmetric Toeplitz hash function delivers, which `run` uses).
+//!
+//! The many-flows comparison (1 M flows exist before measuring):
+//!
+//! ```text
+//! cargo bench --features bench --bench pipeline -- --many-flows 1000000 \
+//!     --only 'many-flows full' --flow-pages both --nic-hash ideal --warmup 10 --repeat 3
+//! ```
 //!
 //! A counting global allocator checks that the workers allocate nothing after
 //! warm-up: the bench fails loudly otherwise.
@@ -106,12 +122,27 @@ struct Options {
     only: Option<String>,
     /// Extra EAL arguments (whitespace-separated), e.g. `-d` PMD paths.
     eal: Vec<String>,
+    /// Flow table on huge pages (true) or 4 KiB pages, per many-flows variant.
+    flow_pages: Vec<bool>,
+    /// Simulated NIC hashes to run many-flows with, besides the software hash.
+    nic_hashes: Vec<NicHash>,
+}
+
+/// The hash a simulated NIC puts in each many-flows mbuf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NicHash {
+    /// Toeplitz with the symmetric 0x6d5a key over the IPv4 4-tuple, as a
+    /// NIC computes it (16 bits of entropy: see `toeplitz`).
+    Toeplitz,
+    /// A symmetric 32-bit hash of full entropy (what a NIC with a symmetric
+    /// hash function of its own, not a symmetric key, could deliver).
+    Ideal,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench pipeline -- [--workers N] [--pcap FILE]... [--copies K] \
-         [--new-flows-capacity C] [--many-flows N] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS']"
+         [--new-flows-capacity C] [--many-flows N] [--flow-pages huge|small|both] [--nic-hash toeplitz|ideal] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS']"
     );
     std::process::exit(2)
 }
@@ -130,6 +161,8 @@ fn parse_options() -> Options {
         soak: None,
         only: None,
         eal: Vec::new(),
+        flow_pages: vec![true],
+        nic_hashes: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -152,6 +185,21 @@ fn parse_options() -> Options {
             "--soak" => o.soak = Some(secs(value())),
             "--only" => o.only = Some(value()),
             "--eal" => o.eal = value().split_whitespace().map(String::from).collect(),
+            "--flow-pages" => {
+                o.flow_pages = match value().as_str() {
+                    "huge" => vec![true],
+                    "small" => vec![false],
+                    "both" => vec![false, true],
+                    _ => usage(),
+                }
+            }
+            "--nic-hash" => {
+                o.nic_hashes = match value().as_str() {
+                    "toeplitz" => vec![NicHash::Toeplitz],
+                    "ideal" => vec![NicHash::Ideal],
+                    _ => usage(),
+                }
+            }
             _ => usage(),
         }
     }
@@ -211,6 +259,51 @@ fn one_packet_flows(n: usize) -> Vec<Vec<u8>> {
     (0..n as u32).map(frames::client_ack).collect()
 }
 
+/// The Toeplitz hash (Microsoft RSS spec) of `input` under `key`, as a NIC
+/// computes it: for each set input bit i, XOR in the 32 key bits from bit i.
+fn toeplitz(input: &[u8], key: &[u8]) -> u32 {
+    let bit = |i: usize| key.get(i / 8).is_some_and(|b| b >> (7 - i % 8) & 1 == 1);
+    let window = |i: usize| (0..32).fold(0u32, |w, j| w << 1 | u32::from(bit(i + j)));
+    let mut hash = 0;
+    for i in 0..input.len() * 8 {
+        if input[i / 8] >> (7 - i % 8) & 1 == 1 {
+            hash ^= window(i);
+        }
+    }
+    hash
+}
+
+/// What a simulated NIC delivers with each frame of `one_packet_flows(n)`:
+/// the hash of source, destination, source port, destination port (IPv4,
+/// network order; bytes 26..38 of the frame). The symmetric key repeats every
+/// 16 bits, so the hash is a linear function of the XOR of the input's 16-bit
+/// words: at most 65,536 values.
+fn nic_hashes(frames: &[Vec<u8>], kind: NicHash) -> Vec<u32> {
+    let key: Vec<u8> = [0x6d, 0x5a].repeat(20);
+    frames
+        .iter()
+        .map(|f| {
+            let tuple = &f[26..38];
+            match kind {
+                NicHash::Toeplitz => toeplitz(tuple, &key),
+                NicHash::Ideal => {
+                    // Symmetric: the two endpoints sorted, then mixed.
+                    let a = u64::from_be_bytes([
+                        tuple[0], tuple[1], tuple[2], tuple[3], tuple[8], tuple[9], 0, 0,
+                    ]);
+                    let b = u64::from_be_bytes([
+                        tuple[4], tuple[5], tuple[6], tuple[7], tuple[10], tuple[11], 0, 0,
+                    ]);
+                    let (lo, hi) = (a.min(b), a.max(b));
+                    let m = u128::from(lo ^ 0x243f_6a88_85a3_08d3)
+                        * u128::from(hi ^ 0x1319_8a2e_0370_7344);
+                    ((m >> 64) as u64 ^ m as u64) as u32
+                }
+            }
+        })
+        .collect()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -247,14 +340,23 @@ fn main() {
     if !many.is_empty() {
         sets.push(many.iter().map(Vec::as_slice).collect());
     }
+    // The many-flows mbufs carry the simulated NIC's hash; the software-hash
+    // runs ignore it.
+    let rss = vec![
+        None,
+        None,
+        o.nic_hashes.first().map(|&k| nic_hashes(&many, k)),
+    ];
     let prefix = format!("btb_bench_{}", std::process::id());
-    let bench = LoopbackBench::start(&sets, o.workers, &prefix, &o.eal)
+    let bench = LoopbackBench::start_with_rss(&sets, &rss, o.workers, &prefix, &o.eal)
         .unwrap_or_else(|e| panic!("bench set-up failed: {e}"));
     let hz = bench.tsc_hz();
     let allocations = || ALLOCATIONS.load(Relaxed);
     let same_flows = LoopKind::Pipeline {
         flows: FlowsConfig::default(),
         dpi: DpiConfig::default(),
+        huge_pages: true,
+        nic_hash: false,
     };
     let new_flows = LoopKind::Pipeline {
         flows: FlowsConfig {
@@ -262,6 +364,8 @@ fn main() {
             ..FlowsConfig::default()
         },
         dpi: DpiConfig::default(),
+        huge_pages: true,
+        nic_hash: false,
     };
     println!(
         "pipeline bench: {} worker(s), burst {}, TSC {:.3} GHz, {} packets from {:?}",
@@ -284,38 +388,77 @@ fn main() {
         return;
     }
 
-    let many_flows = LoopKind::Pipeline {
-        flows: FlowsConfig {
-            capacity: 2 * o.many_flows,
-            ..FlowsConfig::default()
-        },
-        dpi: DpiConfig::default(),
-    };
-    let mut traffic_sets = vec![("same-flows", &same_flows), ("new-flows", &new_flows)];
+    // The many-flows full pipeline, once per flow-table variant: labels
+    // name the variant unless it is the only one (the default: huge pages,
+    // software hash, as `run` on a PMD without RSS).
+    let mut many_variants: Vec<(String, LoopKind)> = Vec::new();
+    let hashes: Vec<Option<NicHash>> = std::iter::once(None)
+        .chain(o.nic_hashes.iter().copied().map(Some))
+        .collect();
+    for &huge_pages in &o.flow_pages {
+        for &hash in &hashes {
+            let label = if o.flow_pages.len() == 1 && hashes.len() == 1 {
+                FULL.to_string()
+            } else {
+                format!(
+                    "{FULL} [{} pages, {} hash]",
+                    if huge_pages { "2 MiB" } else { "4 KiB" },
+                    match hash {
+                        None => "software",
+                        Some(NicHash::Toeplitz) => "NIC Toeplitz",
+                        Some(NicHash::Ideal) => "NIC ideal",
+                    }
+                )
+            };
+            let kind = LoopKind::Pipeline {
+                flows: FlowsConfig {
+                    capacity: 2 * o.many_flows,
+                    ..FlowsConfig::default()
+                },
+                dpi: DpiConfig::default(),
+                huge_pages,
+                nic_hash: hash.is_some(),
+            };
+            many_variants.push((label, kind));
+        }
+    }
+    let mut traffic_sets: Vec<(&str, Vec<(&str, &LoopKind)>)> = vec![
+        ("same-flows", vec![(FULL, &same_flows)]),
+        ("new-flows", vec![(FULL, &new_flows)]),
+    ];
     if o.many_flows > 0 {
-        traffic_sets.push(("many-flows", &many_flows));
+        traffic_sets.push((
+            "many-flows",
+            many_variants.iter().map(|(l, k)| (l.as_str(), k)).collect(),
+        ));
     }
     let mut cases: Vec<(&str, usize, &str, &LoopKind)> = Vec::new();
-    for (set, &(traffic, full)) in traffic_sets.iter().enumerate() {
+    for (set, (traffic, fulls)) in traffic_sets.iter().enumerate() {
         cases.push((traffic, set, BARE, &LoopKind::Bare));
         cases.push((traffic, set, READ_HEADERS, &LoopKind::ReadHeaders));
-        cases.push((traffic, set, FULL, full));
+        for &(label, full) in fulls {
+            cases.push((traffic, set, label, full));
+        }
     }
+    cases.retain(|(traffic, _, label, _)| {
+        o.only
+            .as_ref()
+            .is_none_or(|only| format!("{traffic} {label}").contains(only.as_str()))
+    });
     let mut failures = Vec::new();
     let mut rows = Vec::new();
-    for (traffic, set, label, kind) in cases {
-        if let Some(only) = &o.only {
-            if !format!("{traffic} {label}").contains(only.as_str()) {
-                continue;
-            }
-        }
-        // Per worker: the Mpps and cycles/packet of every repetition.
-        let mut mpps = vec![Vec::new(); o.workers];
-        let mut cpp = vec![Vec::new(); o.workers];
-        let mut wall = vec![Vec::new(); o.workers];
-        let mut share = vec![Vec::new(); o.workers];
-        let mut last: Vec<WorkerRun> = Vec::new();
-        for _ in 0..o.repeat {
+    // Per case, per worker: the Mpps and cycles/packet of every repetition;
+    // the repetitions interleave the cases (A B C A B C ...), so a noisy
+    // moment on a shared machine hits every case alike.
+    let per_case = || vec![Vec::new(); o.workers];
+    let mut mpps = vec![per_case(); cases.len()];
+    let mut cpp = vec![per_case(); cases.len()];
+    let mut wall = vec![per_case(); cases.len()];
+    let mut share = vec![per_case(); cases.len()];
+    let mut last: Vec<Vec<WorkerRun>> = cases.iter().map(|_| Vec::new()).collect();
+    for _ in 0..o.repeat {
+        for (c, &(traffic, set, label, kind)) in cases.iter().enumerate() {
+            let (mpps, cpp, wall, share) = (&mut mpps[c], &mut cpp[c], &mut wall[c], &mut share[c]);
             let runs = bench
                 .measure(
                     set,
@@ -339,21 +482,24 @@ fn main() {
                     ));
                 }
             }
-            last = runs;
+            last[c] = runs;
         }
+    }
+    for (c, &(traffic, _, label, _)) in cases.iter().enumerate() {
         for w in 0..o.workers {
             rows.push((
                 traffic,
                 label,
                 w,
-                median(mpps[w].clone()),
-                median(cpp[w].clone()),
-                median(wall[w].clone()),
-                median(share[w].clone()),
+                median(mpps[c][w].clone()),
+                median(cpp[c][w].clone()),
+                median(wall[c][w].clone()),
+                median(share[c][w].clone()),
             ));
         }
-        report_stages(traffic, label, &last, hz);
-        print_flow_counters(traffic, label, &last);
+        report_stages(traffic, label, &last[c], hz);
+        print_flow_counters(traffic, label, &last[c]);
+        print_huge_pages(traffic, label, &last[c]);
     }
     println!();
     println!(
@@ -388,14 +534,22 @@ fn main() {
             .map(|r| r.3)
             .sum()
     };
-    for &(traffic, _) in &traffic_sets {
-        println!(
-            "aggregate {traffic}: bare {:.2} Mpps, read headers {:.2} Mpps, full pipeline {:.2} Mpps over {} worker(s)",
-            total(traffic, BARE),
-            total(traffic, READ_HEADERS),
-            total(traffic, FULL),
-            o.workers
-        );
+    // One figure per loop the run measured (each flow-table variant of the
+    // full pipeline has its own label), summed over the workers.
+    for (traffic, fulls) in &traffic_sets {
+        let loops: Vec<String> = [BARE, READ_HEADERS]
+            .into_iter()
+            .chain(fulls.iter().map(|&(label, _)| label))
+            .filter(|label| rows.iter().any(|r| r.0 == *traffic && r.1 == *label))
+            .map(|label| format!("{label} {:.2} Mpps", total(traffic, label)))
+            .collect();
+        if !loops.is_empty() {
+            println!(
+                "aggregate {traffic}: {} over {} worker(s)",
+                loops.join(", "),
+                o.workers
+            );
+        }
     }
     if !failures.is_empty() {
         for f in &failures {
@@ -404,6 +558,14 @@ fn main() {
         std::process::exit(1);
     }
     println!("allocation check: 0 heap allocations on the workers in every measured window");
+}
+
+fn print_huge_pages(traffic: &str, label: &str, runs: &[WorkerRun]) {
+    for (w, r) in runs.iter().enumerate() {
+        if let Some(h) = &r.huge_pages {
+            println!("{traffic} {label} worker {w}: flow table {h}");
+        }
+    }
 }
 
 fn print_flow_counters(traffic: &str, label: &str, runs: &[WorkerRun]) {
@@ -425,7 +587,7 @@ fn print_flow_counters(traffic: &str, label: &str, runs: &[WorkerRun]) {
 
 #[cfg(feature = "stage-timing")]
 fn report_stages(traffic: &str, label: &str, runs: &[WorkerRun], hz: u64) {
-    if label != FULL {
+    if !label.starts_with(FULL) {
         return;
     }
     println!("\nstage timing, {traffic} {label} (last run, warm-up included):");

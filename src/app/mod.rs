@@ -28,7 +28,7 @@ use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
 use crate::dataplane::{Pipeline, RingSink};
 use crate::dpdk::telemetry::TelemetrySource;
-use crate::dpdk::{lcore, DpdkError, Eal};
+use crate::dpdk::{lcore, memory, DpdkError, Eal};
 use ports::ActivePort;
 use worker::{Clock, WorkerPlan};
 
@@ -234,6 +234,17 @@ fn launch_workers(
         )
         .with_enforcement(&roles, cfg.ban.action)
         .with_live_settings(Arc::clone(&services.live));
+        // EAL runs without hugetlbfs here: the table asks for transparent
+        // huge pages, so a lookup that misses the caches skips the page walk.
+        let huge = memory::back_with_huge_pages(&pipeline.flows().memory_regions());
+        info!(
+            "worker {w}: flow table {huge}, indexed by {}",
+            if worker::indexes_with_nic_hash(&plan.polls) {
+                "the NIC's symmetric Toeplitz hash (every port it polls delivers it)"
+            } else {
+                "the software hash (not every port it polls delivers the NIC's symmetric Toeplitz hash)"
+            }
+        );
         let stop = Arc::clone(&services.stop);
         lcore::launch(lcore_id, move || worker::run(plan, pipeline, stop))?;
     }

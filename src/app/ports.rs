@@ -19,6 +19,9 @@ pub fn hw_stats(ports: &[ActivePort]) -> Vec<HwPortStats> {
 pub struct ActivePort {
     pub id: u16,
     pub rx_queues: u16,
+    /// Packets carry the NIC's symmetric, full-entropy flow hash: workers
+    /// may index their flow tables with it (`port::FlowHash::Nic`).
+    pub nic_flow_hash: bool,
 }
 
 pub fn setup(cfg: &Config, nb_workers: u16) -> Result<Vec<ActivePort>, RunError> {
@@ -98,12 +101,43 @@ pub fn setup(cfg: &Config, nb_workers: u16) -> Result<Vec<ActivePort>, RunError>
             setup.tx_queues,
             if setup.rss { "symmetric" } else { "off" }
         );
+        info!(
+            "port {}: workers index its flows with {}",
+            pc.name, setup.flow_hash
+        );
         active.push(ActivePort {
             id: info.id,
             rx_queues: setup.rx_queues,
+            nic_flow_hash: setup.flow_hash.is_nic(),
         });
     }
+    let drivers: Vec<&str> = infos.iter().map(|i| i.driver.as_str()).collect();
+    if let Some(why) = one_driver_for_nic_hash(&mut active, &drivers) {
+        warn!("workers index every flow with the software hash: {why}");
+    }
     Ok(active)
+}
+
+/// Turns the NIC hash off on every port unless all ports that deliver it run
+/// the same driver: a driver makes the Toeplitz input symmetric its own way
+/// (XORs the two endpoints, or puts them in order) over its own fields, so in
+/// inline mode the two directions of a flow, hashed by two drivers, could get
+/// two hashes.
+/// Returns why it turned it off.
+fn one_driver_for_nic_hash(active: &mut [ActivePort], drivers: &[&str]) -> Option<String> {
+    let mut with_hash = active
+        .iter()
+        .zip(drivers)
+        .filter(|(p, _)| p.nic_flow_hash)
+        .map(|(_, d)| *d);
+    let first = with_hash.next()?;
+    let other = with_hash.find(|d| *d != first)?;
+    for p in active.iter_mut() {
+        p.nic_flow_hash = false;
+    }
+    Some(format!(
+        "drivers {first} and {other} both deliver a symmetric hash, but not necessarily the same one"
+    ))
 }
 
 /// The RX queues worker `worker` polls: its own queue index on every port
@@ -120,6 +154,7 @@ pub fn polls_for_worker(cfg: &Config, ports: &[ActivePort], worker: u16) -> Vec<
             tx_port_index: pc.peer,
             tx_port_id: ports[pc.peer].id,
             tx_queue: worker,
+            nic_hash: ports[i].nic_flow_hash,
         })
         .collect()
 }
@@ -131,5 +166,49 @@ pub fn close_all(cfg: &Config, ports: &[ActivePort]) {
         if let Err(e) = port::stop_and_close(p.id) {
             warn!("port {}: {e}", pc.name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(nic: &[bool]) -> Vec<ActivePort> {
+        nic.iter()
+            .enumerate()
+            .map(|(i, &nic_flow_hash)| ActivePort {
+                id: i as u16,
+                rx_queues: 1,
+                nic_flow_hash,
+            })
+            .collect()
+    }
+
+    fn nic(active: &[ActivePort]) -> Vec<bool> {
+        active.iter().map(|p| p.nic_flow_hash).collect()
+    }
+
+    #[test]
+    fn the_nic_hash_stays_on_only_where_one_driver_computes_it() {
+        let mut same = ports(&[true, true]);
+        assert_eq!(
+            one_driver_for_nic_hash(&mut same, &["net_ice", "net_ice"]),
+            None
+        );
+        assert_eq!(nic(&same), [true, true]);
+
+        let mut mixed = ports(&[true, true]);
+        let why = one_driver_for_nic_hash(&mut mixed, &["net_i40e", "net_ice"]);
+        assert!(why.is_some_and(|w| w.contains("net_i40e") && w.contains("net_ice")));
+        assert_eq!(nic(&mixed), [false, false]);
+
+        // A port without the NIC hash does not count: its workers already
+        // fall back (Poll::nic_hash), the others keep it.
+        let mut partial = ports(&[true, false]);
+        assert_eq!(
+            one_driver_for_nic_hash(&mut partial, &["net_ice", "net_pcap"]),
+            None
+        );
+        assert_eq!(nic(&partial), [true, false]);
     }
 }

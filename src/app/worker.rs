@@ -20,6 +20,18 @@ pub struct Poll {
     pub tx_port_index: usize,
     pub tx_port_id: u16,
     pub tx_queue: u16,
+    /// The port delivers the NIC's symmetric, full-entropy hash with each
+    /// packet (`dpdk::port::FlowHash::Nic`).
+    pub nic_hash: bool,
+}
+
+/// Whether a worker indexes its flow table with the NIC's hash: only if every
+/// port it polls delivers that hash, since in inline mode a flow's two
+/// directions arrive on two ports and both must be hashed alike. A packet
+/// that comes without one (no `RTE_MBUF_F_RX_RSS_HASH`) takes the software
+/// hash (`Pipeline::process_hashed` with `None`).
+pub fn indexes_with_nic_hash(polls: &[Poll]) -> bool {
+    !polls.is_empty() && polls.iter().all(|p| p.nic_hash)
 }
 
 pub struct WorkerPlan {
@@ -70,7 +82,8 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
     let mut tx = MbufArray::new();
     let mut drop = MbufArray::new();
     let mut tx_len = [0u32; MAX_BURST];
-    let mut lookahead = FlowLookahead::new();
+    let nic_hash = indexes_with_nic_hash(&plan.polls);
+    let mut lookahead = FlowLookahead::new(nic_hash);
     let burst = plan.burst.min(MAX_BURST as u16);
     let inline = pipeline.mode() == Mode::Inline;
 
@@ -104,7 +117,8 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
                 lookahead.step(&pipeline, &rx, n, i);
                 let Some(m) = rx.pop_front() else { break };
                 let len = m.pkt_len();
-                match pipeline.process(p.port_index, m.frame(), len, &ctx) {
+                let hash = if nic_hash { m.rss_hash() } else { None };
+                match pipeline.process_hashed(p.port_index, m.frame(), len, hash, &ctx) {
                     Verdict::Forward if inline => {
                         tx_len[tx.len()] = len;
                         tx.push(m);
@@ -142,15 +156,25 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
 /// the pipeline decides is unchanged.
 struct FlowLookahead {
     on: bool,
+    /// Step 1 takes the NIC's hash from the mbuf instead of parsing.
+    nic_hash: bool,
     hashes: [Option<u64>; MAX_BURST],
 }
 
 impl FlowLookahead {
-    fn new() -> Self {
+    fn new(nic_hash: bool) -> Self {
         FlowLookahead {
             on: false,
+            nic_hash,
             hashes: [None; MAX_BURST],
         }
+    }
+
+    /// Step 1 for packet `i` of `rx` (relative to its front).
+    #[inline(always)]
+    fn bucket(&self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, i: usize) -> Option<u64> {
+        let hash = if self.nic_hash { rx.rss_hash(i) } else { None };
+        pipeline.flow_lookahead_bucket(rx.frame(i), hash, prefetch)
     }
 
     /// Decides for this burst. Returns how far ahead packet data must be
@@ -171,11 +195,8 @@ impl FlowLookahead {
         if !self.on {
             return;
         }
-        for (i, hash) in self.hashes[..n.min(2 * LOOKAHEAD_STEP)]
-            .iter_mut()
-            .enumerate()
-        {
-            *hash = pipeline.flow_lookahead_bucket(rx.frame(i), prefetch);
+        for i in 0..n.min(2 * LOOKAHEAD_STEP) {
+            self.hashes[i] = self.bucket(pipeline, rx, i);
         }
         for hash in self.hashes[..n.min(LOOKAHEAD_STEP)].iter().flatten() {
             pipeline.flow_lookahead_slot(*hash, prefetch);
@@ -190,8 +211,7 @@ impl FlowLookahead {
             return;
         }
         if i + 2 * LOOKAHEAD_STEP < n {
-            self.hashes[i + 2 * LOOKAHEAD_STEP] =
-                pipeline.flow_lookahead_bucket(rx.frame(2 * LOOKAHEAD_STEP), prefetch);
+            self.hashes[i + 2 * LOOKAHEAD_STEP] = self.bucket(pipeline, rx, 2 * LOOKAHEAD_STEP);
         }
         if let Some(hash) = self.hashes[..n].get(i + LOOKAHEAD_STEP).copied().flatten() {
             pipeline.flow_lookahead_slot(hash, prefetch);
@@ -251,4 +271,30 @@ fn read_ethernet_headers(rx: &MbufArray, n: usize, counters: &WorkerCounters, po
     }
     counters.ports[port].rx_bytes.add(bytes);
     std::hint::black_box(fold);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll(port_index: usize, nic_hash: bool) -> Poll {
+        Poll {
+            port_index,
+            port_id: port_index as u16,
+            rx_queue: 0,
+            tx_port_index: 1 - port_index,
+            tx_port_id: 1 - port_index as u16,
+            tx_queue: 0,
+            nic_hash,
+        }
+    }
+
+    #[test]
+    fn the_nic_hash_indexes_flows_only_if_every_polled_port_delivers_it() {
+        assert!(indexes_with_nic_hash(&[poll(0, true), poll(1, true)]));
+        assert!(!indexes_with_nic_hash(&[poll(0, true), poll(1, false)]));
+        assert!(!indexes_with_nic_hash(&[poll(0, false), poll(1, true)]));
+        assert!(indexes_with_nic_hash(&[poll(0, true)]));
+        assert!(!indexes_with_nic_hash(&[]));
+    }
 }

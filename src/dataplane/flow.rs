@@ -290,6 +290,22 @@ impl FlowTable {
         self.slots.len()
     }
 
+    /// Where the table's storage lies, `(start, bytes)` per allocation, for
+    /// the DPDK module to back it with huge pages (the table itself stays
+    /// plain safe Rust).
+    pub fn memory_regions(&self) -> [(*const u8, usize); 2] {
+        [
+            (
+                self.meta.as_ptr().cast(),
+                std::mem::size_of_val(&*self.meta),
+            ),
+            (
+                self.slots.as_ptr().cast(),
+                std::mem::size_of_val(&*self.slots),
+            ),
+        ]
+    }
+
     /// Live flows (expired ones still count until their slot is reused).
     pub fn active(&self) -> usize {
         self.active

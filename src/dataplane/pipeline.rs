@@ -199,11 +199,29 @@ impl<S: EventSink> Pipeline<S> {
         wire_len: u32,
         burst: &Burst<'_>,
     ) -> Verdict {
+        self.process_hashed(port, frame, wire_len, None, burst)
+    }
+
+    /// `process` with the flow hash the NIC computed (`nic_hash`, its
+    /// symmetric-Toeplitz RSS hash), which then indexes the flow table in
+    /// place of the software hash ([`flow_hash_from_nic`]). The caller
+    /// supplies it for every packet of a flow or for none: one flow's
+    /// packets must all be hashed the same way, or its two directions would
+    /// land in two buckets.
+    #[inline]
+    pub fn process_hashed(
+        &mut self,
+        port: usize,
+        frame: &[u8],
+        wire_len: u32,
+        nic_hash: Option<u32>,
+        burst: &Burst<'_>,
+    ) -> Verdict {
         let mut lap = Lap::start();
         self.count_rx(port, wire_len as usize);
         let parsed = wire::parse_ethernet(frame);
         lap.lap(&self.counters.stages, Stage::Parse);
-        self.process_parsed(port, parsed, burst, &mut lap)
+        self.process_parsed(port, parsed, nic_hash, burst, &mut lap)
     }
 
     /// Whether a worker should look its flows up ahead (`flow_lookahead_*`):
@@ -218,8 +236,19 @@ impl<S: EventSink> Pipeline<S> {
     /// Lookahead, step 1 (a few packets before `process` sees `frame`): its
     /// flow key's hash, with the bucket's metadata line being prefetched;
     /// `None` when the frame has no flow.
+    /// With the NIC's hash (`nic_hash`) the frame is not even read.
     #[inline]
-    pub fn flow_lookahead_bucket(&self, frame: &[u8], prefetch: impl Fn(*const u8)) -> Option<u64> {
+    pub fn flow_lookahead_bucket(
+        &self,
+        frame: &[u8],
+        nic_hash: Option<u32>,
+        prefetch: impl Fn(*const u8),
+    ) -> Option<u64> {
+        if let Some(h) = nic_hash {
+            let hash = flow_hash_from_nic(h);
+            prefetch(self.flows.bucket_line(hash));
+            return Some(hash);
+        }
         let Ok(Parsed::Ip(p)) = wire::parse_ethernet(frame) else {
             return None;
         };
@@ -249,7 +278,7 @@ impl<S: EventSink> Pipeline<S> {
         self.count_rx(0, frame.len());
         let parsed = wire::parse_link(link, frame);
         lap.lap(&self.counters.stages, Stage::Parse);
-        self.process_parsed(0, parsed, burst, &mut lap)
+        self.process_parsed(0, parsed, None, burst, &mut lap)
     }
 
     #[inline(always)]
@@ -264,6 +293,7 @@ impl<S: EventSink> Pipeline<S> {
         &mut self,
         port: usize,
         parsed: Result<Parsed<'_>, wire::ParseError>,
+        nic_hash: Option<u32>,
         burst: &Burst<'_>,
         lap: &mut Lap,
     ) -> Verdict {
@@ -289,7 +319,7 @@ impl<S: EventSink> Pipeline<S> {
             self.counters.bans.dropped_banned_host.inc();
             return Verdict::Drop;
         }
-        let verdict = self.track_and_inspect(port, &packet, index, burst, lap);
+        let verdict = self.track_and_inspect(port, &packet, nic_hash, index, burst, lap);
         if verdict == FlowVerdict::BitTorrent && self.action != BanAction::LogOnly {
             self.counters.bans.dropped_bittorrent_flow.inc();
             return Verdict::Drop;
@@ -316,6 +346,7 @@ impl<S: EventSink> Pipeline<S> {
         &mut self,
         port: usize,
         packet: &Packet<'_>,
+        nic_hash: Option<u32>,
         index: u64,
         burst: &Burst<'_>,
         lap: &mut Lap,
@@ -328,7 +359,17 @@ impl<S: EventSink> Pipeline<S> {
         let src = Endpoint::new(packet.src, sport);
         let dst = Endpoint::new(packet.dst, dport);
         let on_retire = retire(&self.counters, &mut self.sink, &mut self.dpi_pool);
-        let (flow, dir, created) = self.flows.lookup(transport, src, dst, now_ns, on_retire);
+        let (key, src_is_lo) = FlowKey::of(transport, src, dst);
+        let hash = match nic_hash {
+            // A NIC hashes a fragment by its addresses only (RTE_ETH_RSS_FRAG_*),
+            // not as the flow's other packets: a first fragment takes the
+            // software hash (rare; its flow may then have a second entry).
+            Some(h) if packet.fragment == Fragment::None => flow_hash_from_nic(h),
+            _ => self.flows.hash(&key),
+        };
+        let (flow, dir, created) = self
+            .flows
+            .lookup_hashed(&key, src_is_lo, hash, now_ns, on_retire);
         if created {
             self.counters.flows.created.inc();
         }
@@ -411,6 +452,22 @@ impl<S: EventSink> Pipeline<S> {
             L4::Other { .. } => c.other_l4.inc(),
         }
     }
+}
+
+/// The flow-table hash (bucket index from its low bits, tag from its high
+/// 32) made from the NIC's 32-bit RSS hash: one multiply by an odd constant,
+/// rotated so the index bits are product bits 32 and up (each depends on
+/// every bit of `rss`) and the tag is the product's low half (a bijection of
+/// `rss`). Cost: one multiply and a rotate, in place of hashing the key.
+/// It adds no entropy, so `rss` must have its full 32 bits: the symmetric
+/// Toeplitz hash *function* has, a plain Toeplitz hash with the symmetric
+/// 0x6d5a *key* has 16 (65,536 values: a large table would use a fraction of
+/// its buckets), so `run` supplies only the former (src/dpdk/rss.rs). Flows
+/// that share a hash share bucket and tag; the full key is always compared,
+/// so that costs a slot read, never a wrong flow.
+#[inline(always)]
+pub fn flow_hash_from_nic(rss: u32) -> u64 {
+    (u64::from(rss).wrapping_mul(0x9e37_79b9_7f4a_7c15)).rotate_left(32)
 }
 
 /// What happens to each live flow that leaves the table to make room or by
@@ -614,6 +671,109 @@ mod tests {
         assert_eq!(p.counters().flows.dpi_pool_exhausted.get(), 1);
         assert_eq!(p.counters().flows.inspected_packets.get(), 5);
         assert_eq!(p.counters().flows.judged_bittorrent.get(), 0);
+    }
+
+    fn pipeline(capacity: usize) -> Pipeline<Recorder> {
+        Pipeline::new(
+            Arc::default(),
+            Mode::Inline,
+            &FlowsConfig {
+                capacity,
+                ..FlowsConfig::default()
+            },
+            &DpiConfig::default(),
+            Recorder::default(),
+        )
+    }
+
+    /// The reply to `tcp_frame(sport, ..)`: 10.0.0.2:6881 to 10.0.0.1:`sport`.
+    fn tcp_reply(sport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = tcp_frame(sport, payload);
+        f[26..30].copy_from_slice(&[10, 0, 0, 2]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 1]);
+        f[34..36].copy_from_slice(&6881u16.to_be_bytes());
+        f[36..38].copy_from_slice(&sport.to_be_bytes());
+        f
+    }
+
+    /// With the NIC's hash, both directions of a flow (which a symmetric key
+    /// hashes alike) are one flow; two flows that share a hash (and so bucket
+    /// and tag) stay two, told apart by their keys.
+    #[test]
+    fn a_supplied_hash_indexes_the_flow_table_and_keys_still_decide() {
+        let mut p = pipeline(64);
+        let burst = Burst::offline(1_000_000_000);
+        let same = Some(0xdead_beef);
+        p.process_hashed(0, &tcp_frame(50000, b"hello"), 0, same, &burst);
+        p.process_hashed(0, &tcp_reply(50000, b"world"), 0, same, &burst);
+        assert_eq!(p.flows().active(), 1);
+        p.process_hashed(0, &tcp_frame(50001, b"other"), 0, same, &burst);
+        p.process_hashed(0, &tcp_reply(50001, b"flow"), 0, same, &burst);
+        assert_eq!(p.flows().active(), 2);
+        let mut flows: Vec<_> = p
+            .flows()
+            .iter()
+            .map(|f| (f.endpoints().0.port, f.dirs[0].packets, f.dirs[1].packets))
+            .collect();
+        flows.sort();
+        assert_eq!(flows, vec![(50000, 1, 1), (50001, 1, 1)]);
+        assert_eq!(p.counters().flows.created.get(), 2);
+    }
+
+    /// A symmetric 32-bit hash of a frame's flow key, as a NIC with a
+    /// symmetric RSS key delivers (None without a flow).
+    fn symmetric_hash(frame: &[u8]) -> Option<u32> {
+        use std::hash::{Hash, Hasher};
+        let Ok(Parsed::Ip(p)) = wire::parse_ethernet(frame) else {
+            return None;
+        };
+        let (proto, sport, dport) = p.l4.transport_ports()?;
+        let (key, _) = FlowKey::of(
+            proto,
+            Endpoint::new(p.src, sport),
+            Endpoint::new(p.dst, dport),
+        );
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (key.lo, key.hi, proto.protocol()).hash(&mut h);
+        Some(h.finish() as u32)
+    }
+
+    /// Every Ethernet capture of the corpus gives the same verdict per packet
+    /// and the same detections whether the flow table is indexed by the
+    /// software hash or by a supplied (NIC) hash.
+    #[test]
+    fn corpus_verdicts_are_the_same_with_a_supplied_hash() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/ndpi");
+        let mut files: Vec<_> = ["positive", "negative"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(root.join(d)).into_iter().flatten())
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 20, "corpus not found at {}", root.display());
+        let (mut packets, mut detections) = (0, 0);
+        for file in &files {
+            let (mut soft, mut nic) = (pipeline(65_536), pipeline(65_536));
+            let _ = crate::tools::capture::for_each_frame(file, |f| {
+                if f.dlt != 1 {
+                    return;
+                }
+                let burst = Burst::offline(f.ts_ns);
+                let a = soft.process(0, f.data, f.data.len() as u32, &burst);
+                let hash = symmetric_hash(f.data);
+                let b = nic.process_hashed(0, f.data, f.data.len() as u32, hash, &burst);
+                assert_eq!(a, b, "{}: packet {packets}", file.display());
+                packets += 1;
+            });
+            assert_eq!(soft.sink().0, nic.sink().0, "{}", file.display());
+            assert_eq!(soft.flows().active(), nic.flows().active());
+            detections += soft.sink().0.len();
+        }
+        assert!(
+            packets > 10_000 && detections > 20,
+            "{packets} packets, {detections} detections"
+        );
     }
 
     #[test]

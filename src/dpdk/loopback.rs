@@ -18,6 +18,17 @@ pub struct LoopbackPort {
 /// fills the ring with one mbuf per frame (frames longer than an mbuf's data
 /// room are skipped). The port is never closed: it lives until EAL cleanup.
 pub fn create(name: &str, frames: &[&[u8]], pool: &Mempool) -> Result<LoopbackPort, DpdkError> {
+    create_with_rss(name, frames, None, pool)
+}
+
+/// `create`, each mbuf carrying `rss[i]` as its RSS hash (flag set) as a NIC
+/// with RSS would deliver it: the bench's stand-in for the NIC's hash.
+pub fn create_with_rss(
+    name: &str,
+    frames: &[&[u8]],
+    rss: Option<&[u32]>,
+    pool: &Mempool,
+) -> Result<LoopbackPort, DpdkError> {
     let cname = CString::new(name).map_err(|_| DpdkError {
         call: "rte_ring_create".into(),
         reason: format!("ring name {name:?} contains a NUL byte"),
@@ -43,14 +54,19 @@ pub fn create(name: &str, frames: &[&[u8]], pool: &Mempool) -> Result<LoopbackPo
     let id = rc as u16;
     let info = super::port::info(id)?;
     super::port::configure_and_start(&info, 1, 1, 1024, 1024, pool)?;
-    let packets = prefill(id, frames, pool)?;
+    let packets = prefill(id, frames, rss, pool)?;
     Ok(LoopbackPort { id, packets })
 }
 
 /// Copies each frame into a fresh mbuf and sends it into the port's ring.
-fn prefill(port: u16, frames: &[&[u8]], pool: &Mempool) -> Result<usize, DpdkError> {
+fn prefill(
+    port: u16,
+    frames: &[&[u8]],
+    rss: Option<&[u32]>,
+    pool: &Mempool,
+) -> Result<usize, DpdkError> {
     let mut sent = 0;
-    for frame in frames {
+    for (i, frame) in frames.iter().enumerate() {
         // SAFETY: pool is a live pktmbuf pool; a null return means "empty".
         let mut m = unsafe { ffi::rte_pktmbuf_alloc(pool.raw) };
         if m.is_null() {
@@ -75,6 +91,14 @@ fn prefill(port: u16, frames: &[&[u8]], pool: &Mempool) -> Result<usize, DpdkErr
         // SAFETY: append reserved `len` writable bytes at dst, which cannot
         // overlap `frame` (a Rust slice outside every mempool).
         unsafe { std::ptr::copy_nonoverlapping(frame.as_ptr(), dst, frame.len()) };
+        if let Some(&hash) = rss.and_then(|r| r.get(i)) {
+            // SAFETY: m is ours alone until sent; ring PMDs pass mbufs
+            // through untouched, so the hash comes back on every receive.
+            unsafe {
+                (*m).__bindgen_anon_2.hash.rss = hash;
+                (*m).ol_flags |= u64::from(ffi::RTE_MBUF_F_RX_RSS_HASH);
+            }
+        }
         // SAFETY: queue 0 of a started port; the ring has room for every
         // frame, so the PMD takes the mbuf (and its ownership).
         let n = unsafe { ffi::rte_eth_tx_burst(port, 0, &mut m, 1) };

@@ -37,6 +37,14 @@ impl Mbuf {
         unsafe { (*self.0.as_ptr()).pkt_len }
     }
 
+    /// The RSS hash the NIC computed for this packet, when it delivered one
+    /// (`RTE_MBUF_F_RX_RSS_HASH`); net_ring, net_null and net_pcap never do.
+    #[inline(always)]
+    pub fn rss_hash(&self) -> Option<u32> {
+        // SAFETY: the handle owns a live mbuf.
+        unsafe { rss_hash(self.0.as_ptr()) }
+    }
+
     /// Gives up the handle without freeing: the caller takes ownership.
     #[inline(always)]
     fn into_raw(self) -> *mut ffi::rte_mbuf {
@@ -48,6 +56,20 @@ impl Drop for Mbuf {
     fn drop(&mut self) {
         // SAFETY: the handle owns a live mbuf and is never used again.
         unsafe { ffi::rte_pktmbuf_free(self.0.as_ptr()) };
+    }
+}
+
+/// `m`'s RSS hash if the PMD set one.
+///
+/// # Safety
+/// `m` is a live mbuf.
+#[inline(always)]
+unsafe fn rss_hash(m: *const ffi::rte_mbuf) -> Option<u32> {
+    // SAFETY: (caller) a live mbuf; `hash.rss` is a plain u32 in a union of
+    // plain integers, meaningful when the flag says so.
+    unsafe {
+        ((*m).ol_flags & u64::from(ffi::RTE_MBUF_F_RX_RSS_HASH) != 0)
+            .then(|| (*m).__bindgen_anon_2.hash.rss)
     }
 }
 
@@ -160,6 +182,14 @@ impl MbufArray {
         // the data address is computed, not dereferenced.
         let p = unsafe { ((*m).buf_addr as *const u8).wrapping_add((*m).data_off as usize) };
         prefetch(p);
+    }
+
+    /// Packet `i`'s RSS hash, if the NIC delivered one (in the mbuf header,
+    /// which `prefetch_first` loads). Panics if `i >= len()`.
+    #[inline(always)]
+    pub fn rss_hash(&self, i: usize) -> Option<u32> {
+        // SAFETY: an owned slot holds a live mbuf.
+        unsafe { rss_hash(self.owned()[i]) }
     }
 
     /// Total length of packet `i` over all its segments. Panics if `i >= len()`.

@@ -10,8 +10,10 @@ mod ffi;
 pub mod lcore;
 pub mod loopback;
 pub mod mbuf;
+pub mod memory;
 mod mempool;
 pub mod port;
+mod rss;
 pub mod telemetry;
 
 pub use eal::Eal;

@@ -2,20 +2,11 @@
 use std::ffi::{CStr, CString};
 
 use super::mempool::Mempool;
+use super::rss::{FLOW_HASH_KEY, SYMMETRIC_QUEUE_KEY};
 use super::{ffi, DpdkError};
 use crate::dataplane::counters::HwPortStats;
 
-/// The symmetric Toeplitz key: 0x6d5a repeated maps (a→b) and (b→a) to the same
-/// hash, so both directions of a flow land on the same worker.
-const SYMMETRIC_RSS_KEY: [u8; 52] = {
-    let mut k = [0u8; 52];
-    let mut i = 0;
-    while i < 52 {
-        k[i] = if i % 2 == 0 { 0x6d } else { 0x5a };
-        i += 1;
-    }
-    k
-};
+pub use super::rss::FlowHash;
 
 /// What DPDK says about a port, read before configuring it.
 pub struct PortInfo {
@@ -26,13 +17,19 @@ pub struct PortInfo {
     pub max_tx_queues: u16,
     pub rss_offloads: u64,
     pub rss_key_size: u8,
+    /// RX offloads the PMD can do (`RTE_ETH_RX_OFFLOAD_*`).
+    pub rx_offloads: u64,
 }
 
 /// How a port was set up.
 pub struct PortSetup {
     pub rx_queues: u16,
     pub tx_queues: u16,
+    /// RSS with the symmetric 0x6d5a key spreads flows over the RX queues,
+    /// both directions of a flow to the same queue.
     pub rss: bool,
+    /// The hash the workers index this port's flows with.
+    pub flow_hash: FlowHash,
 }
 
 /// Finds a probed port by its device name (PCI address or vdev name).
@@ -111,12 +108,14 @@ pub fn info(id: u16) -> Result<PortInfo, DpdkError> {
         max_tx_queues: di.max_tx_queues,
         rss_offloads: di.flow_type_rss_offloads,
         rss_key_size: di.hash_key_size,
+        rx_offloads: di.rx_offload_capa,
     })
 }
 
 /// Configures `queues` RX and TX queue pairs on a port and starts it. RSS with
-/// the symmetric key is enabled where the PMD offers it and more than one queue
-/// is wanted.
+/// the symmetric key is enabled wherever the PMD offers it, even on one queue;
+/// then the symmetric-Toeplitz flow rule is asked for, whose hash (delivered
+/// in each mbuf) saves the worker hashing the flow key (see [`FlowHash`]).
 pub fn configure_and_start(
     info: &PortInfo,
     rx_queues: u16,
@@ -129,8 +128,8 @@ pub fn configure_and_start(
     // SAFETY: returns a constant computed from DPDK's RTE_ETH_RSS_* macros.
     let wanted_hf = unsafe { ffi::btb_rss_hf_ip_tcp_udp() };
     let hf = wanted_hf & info.rss_offloads;
-    let rss = rx_queues > 1 && hf != 0;
-    let mut key = SYMMETRIC_RSS_KEY;
+    let rss = hf != 0;
+    let mut key = SYMMETRIC_QUEUE_KEY;
     let mut conf = ffi::rte_eth_conf::default();
     if rss {
         conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
@@ -142,6 +141,11 @@ pub fn configure_and_start(
         };
         conf.rx_adv_conf.rss_conf.rss_key_len = len;
         conf.rx_adv_conf.rss_conf.rss_hf = hf;
+        // SAFETY: returns a constant (an RTE_BIT64 macro bindgen drops).
+        let rss_hash = unsafe { ffi::btb_rx_offload_rss_hash() };
+        // Most PMDs deliver the hash whenever RSS is on; those that list the
+        // offload want it asked for.
+        conf.rxmode.offloads |= rss_hash & info.rx_offloads;
     }
     // SAFETY: conf (and the key it points to) is valid for the call; DPDK copies it.
     let rc = unsafe { ffi::rte_eth_dev_configure(id, rx_queues, tx_queues, &conf) };
@@ -196,6 +200,9 @@ pub fn configure_and_start(
             rc,
         ));
     }
+    let flow_hash = FlowHash::decide(if rss { hf } else { 0 }, || {
+        symmetric_rss_rule(id, hf, info.rss_key_size, rx_queues)
+    });
     // A bump in the wire must see every frame, not only those for its own MAC.
     // Virtual devices may not support it; that is not an error.
     // SAFETY: the port is started.
@@ -206,7 +213,41 @@ pub fn configure_and_start(
         rx_queues,
         tx_queues,
         rss,
+        flow_hash,
     })
+}
+
+/// Asks the PMD for RSS with the symmetric Toeplitz hash function on every
+/// packet of started port `id`, over its `rx_queues` queues, keyed with
+/// [`FLOW_HASH_KEY`] (its first `key_size` bytes; 40 when the PMD does not
+/// say). Err: the PMD's reason.
+fn symmetric_rss_rule(id: u16, types: u64, key_size: u8, rx_queues: u16) -> Result<(), String> {
+    let key_len = match key_size {
+        0 => 40,
+        n => usize::from(n).min(FLOW_HASH_KEY.len()),
+    };
+    let mut msg = [0 as std::ffi::c_char; 160];
+    // SAFETY: key points to key_len readable bytes and msg to msg.len()
+    // writable ones, both valid for the call (DPDK copies the rule); the
+    // port is started.
+    let rc = unsafe {
+        ffi::btb_symmetric_rss_rule(
+            id,
+            types,
+            FLOW_HASH_KEY.as_ptr(),
+            key_len as u32,
+            rx_queues,
+            msg.as_mut_ptr(),
+            msg.len(),
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    // SAFETY: the shim NUL-terminates msg (snprintf) whenever rc != 0; msg is
+    // zeroed besides, so it holds a NUL even if it wrote nothing.
+    let why = unsafe { CStr::from_ptr(msg.as_ptr()) };
+    Err(why.to_string_lossy().into_owned())
 }
 
 /// The driver's counters for port `id` (all 0 if it cannot say).

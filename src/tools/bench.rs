@@ -14,6 +14,7 @@ use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::{Pipeline, RingSink};
 use crate::dpdk::loopback::{self, LoopbackPort};
+use crate::dpdk::memory::{self, HugePageReport};
 use crate::dpdk::{gettid, lcore, tsc, tsc_hz, DpdkError, Eal, Mempool};
 use crate::dpi::DpiConfig;
 
@@ -27,8 +28,16 @@ pub enum LoopKind {
     ReadHeaders,
     /// rx_burst → pipeline (parse, ban check, flow, DPI) → tx_burst, inline
     /// mode with `ban.action: log_only`, so no packet is dropped and the
-    /// capture keeps circulating whole.
-    Pipeline { flows: FlowsConfig, dpi: DpiConfig },
+    /// capture keeps circulating whole. `huge_pages`: the flow table is
+    /// backed with transparent huge pages as `run` does; `nic_hash`: the
+    /// worker takes the hash each mbuf carries (the traffic set must have
+    /// been started with hashes) as a NIC with symmetric RSS delivers it.
+    Pipeline {
+        flows: FlowsConfig,
+        dpi: DpiConfig,
+        huge_pages: bool,
+        nic_hash: bool,
+    },
 }
 
 /// One worker's result over the measured window.
@@ -45,6 +54,8 @@ pub struct WorkerRun {
     pub allocations: u64,
     /// The worker's counters (stage histograms with `stage-timing`).
     pub counters: Arc<WorkerCounters>,
+    /// How much of the flow table landed on huge pages (pipeline loops).
+    pub huge_pages: Option<HugePageReport>,
 }
 
 impl WorkerRun {
@@ -104,6 +115,18 @@ impl LoopbackBench {
         file_prefix: &str,
         extra_eal_args: &[String],
     ) -> Result<Self, DpdkError> {
+        Self::start_with_rss(sets, &[], workers, file_prefix, extra_eal_args)
+    }
+
+    /// `start`, the mbufs of set `s` carrying `rss[s][i]` (when given) as the
+    /// RSS hash of frame `i`, as a NIC with RSS would deliver them.
+    pub fn start_with_rss(
+        sets: &[Vec<&[u8]>],
+        rss: &[Option<Vec<u32>>],
+        workers: usize,
+        file_prefix: &str,
+        extra_eal_args: &[String],
+    ) -> Result<Self, DpdkError> {
         let workers = workers.max(1);
         let total: usize = sets.iter().map(Vec::len).sum::<usize>() * workers;
         let pool_size = (total + 1024 * workers + 4096) as u32;
@@ -125,9 +148,10 @@ impl LoopbackBench {
         for (s, frames) in sets.iter().enumerate() {
             let mut per_worker = Vec::with_capacity(workers);
             for w in 0..workers {
-                per_worker.push(loopback::create(
+                per_worker.push(loopback::create_with_rss(
                     &format!("btb_loop{s}_{w}"),
                     frames,
+                    rss.get(s).and_then(Option::as_deref),
                     &pool,
                 )?);
             }
@@ -189,7 +213,9 @@ impl LoopbackBench {
             counters: self.lcores.iter().map(|_| Arc::default()).collect(),
             tids: self.lcores.iter().map(|_| Arc::default()).collect(),
             consumers: Vec::new(),
+            huge_pages: Vec::new(),
         };
+        let nic_hash = matches!(kind, LoopKind::Pipeline { nic_hash: true, .. });
         for (w, &lcore_id) in self.lcores.iter().enumerate() {
             let port = self.ports[set][w].id;
             let plan = WorkerPlan {
@@ -200,13 +226,15 @@ impl LoopbackBench {
                     tx_port_index: 0,
                     tx_port_id: port,
                     tx_queue: 0,
+                    nic_hash,
                 }],
                 burst,
                 bans: running.publisher.reader(),
                 clock: Clock::now(),
             };
-            if let Some(consumer) = launch_worker(lcore_id, plan, kind, &running, w)? {
+            if let Some((consumer, huge)) = launch_worker(lcore_id, plan, kind, &running, w)? {
                 running.consumers.push(consumer);
+                running.huge_pages.push(huge);
             }
         }
         Ok(running)
@@ -243,6 +271,7 @@ impl LoopbackBench {
                 cpu_seconds: end.cpu[w] - start.cpu[w],
                 allocations: end.allocations - start.allocations,
                 counters: Arc::clone(&running.counters[w]),
+                huge_pages: running.huge_pages.get(w).copied().flatten(),
             })
             .collect()
     }
@@ -262,6 +291,8 @@ struct Running {
     tids: Vec<Arc<AtomicI32>>,
     /// The pipeline workers' event rings (the floors send no detections).
     consumers: Vec<EventConsumer>,
+    /// Per pipeline worker, its flow table's huge pages (if asked for).
+    huge_pages: Vec<Option<HugePageReport>>,
 }
 
 impl Running {
@@ -294,14 +325,14 @@ impl Running {
 
 /// Launches worker `w` of `running` on `lcore_id`: the bare loop for the
 /// floors, the pipeline otherwise. Returns the pipeline's event ring, which
-/// the main lcore must keep draining.
+/// the main lcore must keep draining, and its flow table's huge pages.
 fn launch_worker(
     lcore_id: u32,
     plan: WorkerPlan,
     kind: &LoopKind,
     running: &Running,
     w: usize,
-) -> Result<Option<EventConsumer>, DpdkError> {
+) -> Result<Option<(EventConsumer, Option<HugePageReport>)>, DpdkError> {
     let stop = Arc::clone(&running.stop);
     let c = Arc::clone(&running.counters[w]);
     let tid = Arc::clone(&running.tids[w]);
@@ -314,7 +345,12 @@ fn launch_worker(
             })?;
             Ok(None)
         }
-        LoopKind::Pipeline { flows, dpi } => {
+        LoopKind::Pipeline {
+            flows,
+            dpi,
+            huge_pages,
+            ..
+        } => {
             let (producer, consumer) = event_ring(DEFAULT_RING_CAPACITY);
             let pipeline = Pipeline::new(
                 Arc::clone(&c),
@@ -324,11 +360,13 @@ fn launch_worker(
                 RingSink::new(producer, c),
             )
             .with_enforcement(&[PortRole::Inside], BanAction::LogOnly);
+            let huge = huge_pages
+                .then(|| memory::back_with_huge_pages(&pipeline.flows().memory_regions()));
             lcore::launch(lcore_id, move || {
                 tid.store(gettid(), Relaxed);
                 worker::run(plan, pipeline, stop)
             })?;
-            Ok(Some(consumer))
+            Ok(Some((consumer, huge)))
         }
     }
 }
