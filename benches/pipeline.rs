@@ -6,6 +6,7 @@
 //!     cargo bench --features bench --bench pipeline -- --workers 14       # scaling (needs 15 lcores)
 //!     cargo bench --features bench --bench pipeline -- --soak 600         # 10-minute RSS soak
 //!     cargo bench --features bench,stage-timing --bench pipeline   # + p50/p99 per stage
+//!     cargo bench --features bench --bench pipeline -- --bans 1000000  # + ban_host, 0 vs 1 M bans
 //!
 //! Two traffic sets, both from the capture (default data/demo.pcap, the corpus
 //! mix; `--pcap FILE` repeatable):
@@ -38,7 +39,7 @@ use std::time::Duration;
 #[path = "../tests/common/frames.rs"]
 mod frames;
 
-use btblocker::config::FlowsConfig;
+use btblocker::config::{BanAction, FlowsConfig};
 use btblocker::dpi::DpiConfig;
 use btblocker::tools::bench::{LoopKind, LoopbackBench, WorkerRun};
 use btblocker::tools::capture::for_each_frame;
@@ -106,12 +107,15 @@ struct Options {
     only: Option<String>,
     /// Extra EAL arguments (whitespace-separated), e.g. `-d` PMD paths.
     eal: Vec<String>,
+    /// With `--bans N`: per traffic set, the full pipeline under
+    /// `ban.action: ban_host` with 0 bans and with N bans (none matching).
+    bans: Option<u32>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench pipeline -- [--workers N] [--pcap FILE]... [--copies K] \
-         [--new-flows-capacity C] [--many-flows N] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS']"
+         [--new-flows-capacity C] [--many-flows N] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS'] [--bans N]"
     );
     std::process::exit(2)
 }
@@ -130,6 +134,7 @@ fn parse_options() -> Options {
         soak: None,
         only: None,
         eal: Vec::new(),
+        bans: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -152,6 +157,7 @@ fn parse_options() -> Options {
             "--soak" => o.soak = Some(secs(value())),
             "--only" => o.only = Some(value()),
             "--eal" => o.eal = value().split_whitespace().map(String::from).collect(),
+            "--bans" => o.bans = Some(value().parse().unwrap_or_else(|_| usage())),
             _ => usage(),
         }
     }
@@ -255,6 +261,8 @@ fn main() {
     let same_flows = LoopKind::Pipeline {
         flows: FlowsConfig::default(),
         dpi: DpiConfig::default(),
+        action: BanAction::LogOnly,
+        bans: 0,
     };
     let new_flows = LoopKind::Pipeline {
         flows: FlowsConfig {
@@ -262,6 +270,8 @@ fn main() {
             ..FlowsConfig::default()
         },
         dpi: DpiConfig::default(),
+        action: BanAction::LogOnly,
+        bans: 0,
     };
     println!(
         "pipeline bench: {} worker(s), burst {}, TSC {:.3} GHz, {} packets from {:?}",
@@ -290,32 +300,61 @@ fn main() {
             ..FlowsConfig::default()
         },
         dpi: DpiConfig::default(),
+        action: BanAction::LogOnly,
+        bans: 0,
     };
     let mut traffic_sets = vec![("same-flows", &same_flows), ("new-flows", &new_flows)];
     if o.many_flows > 0 {
         traffic_sets.push(("many-flows", &many_flows));
     }
+    // `--bans N`: the same full pipeline under `ban_host` with an empty ban
+    // snapshot and with N bans, per traffic set.
+    let ban_kinds: Vec<(String, String, LoopKind)> = match o.bans {
+        Some(n) => traffic_sets
+            .iter()
+            .flat_map(|&(_, full)| {
+                let LoopKind::Pipeline { flows, dpi, .. } = full else {
+                    unreachable!("the full cases are pipelines")
+                };
+                [0, n].map(|bans| {
+                    (
+                        format!("{FULL}, ban_host, {bans} bans"),
+                        String::new(),
+                        LoopKind::Pipeline {
+                            flows: flows.clone(),
+                            dpi: dpi.clone(),
+                            action: BanAction::BanHost,
+                            bans,
+                        },
+                    )
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut cases: Vec<(&str, usize, &str, &LoopKind)> = Vec::new();
     for (set, &(traffic, full)) in traffic_sets.iter().enumerate() {
         cases.push((traffic, set, BARE, &LoopKind::Bare));
         cases.push((traffic, set, READ_HEADERS, &LoopKind::ReadHeaders));
         cases.push((traffic, set, FULL, full));
-    }
-    let mut failures = Vec::new();
-    let mut rows = Vec::new();
-    for (traffic, set, label, kind) in cases {
-        if let Some(only) = &o.only {
-            if !format!("{traffic} {label}").contains(only.as_str()) {
-                continue;
-            }
+        for (label, _, kind) in ban_kinds.iter().skip(2 * set).take(2) {
+            cases.push((traffic, set, label.as_str(), kind));
         }
-        // Per worker: the Mpps and cycles/packet of every repetition.
-        let mut mpps = vec![Vec::new(); o.workers];
-        let mut cpp = vec![Vec::new(); o.workers];
-        let mut wall = vec![Vec::new(); o.workers];
-        let mut share = vec![Vec::new(); o.workers];
-        let mut last: Vec<WorkerRun> = Vec::new();
-        for _ in 0..o.repeat {
+    }
+    cases.retain(|(traffic, _, label, _)| {
+        o.only
+            .as_ref()
+            .is_none_or(|only| format!("{traffic} {label}").contains(only.as_str()))
+    });
+    // Per case, per worker: the Mpps and cycles/packet of every repetition.
+    // The repetitions go round the cases (case 1, 2, ..., 1, 2, ...) so that
+    // the machine's slow moments fall on all of them alike.
+    let per_case = || vec![vec![Vec::new(); o.workers]; cases.len()];
+    let (mut mpps, mut cpp, mut wall, mut share) = (per_case(), per_case(), per_case(), per_case());
+    let mut last: Vec<Vec<WorkerRun>> = cases.iter().map(|_| Vec::new()).collect();
+    let mut failures = Vec::new();
+    for _ in 0..o.repeat {
+        for (c, &(traffic, set, label, kind)) in cases.iter().enumerate() {
             let runs = bench
                 .measure(
                     set,
@@ -328,32 +367,42 @@ fn main() {
                 )
                 .unwrap_or_else(|e| panic!("{traffic} {label}: {e}"));
             for (w, r) in runs.iter().enumerate() {
-                mpps[w].push(r.mpps_on_cpu());
-                cpp[w].push(r.cycles_per_packet_on_cpu());
-                wall[w].push(r.mpps());
-                share[w].push(r.cpu_seconds / r.seconds);
+                mpps[c][w].push(r.mpps_on_cpu());
+                cpp[c][w].push(r.cycles_per_packet_on_cpu());
+                wall[c][w].push(r.mpps());
+                share[c][w].push(r.cpu_seconds / r.seconds);
                 if r.allocations != 0 {
                     failures.push(format!(
                         "{traffic} {label}: {} heap allocations in the measured window (after warm-up)",
                         r.allocations
                     ));
                 }
+                // The loaded bans are chosen to match none of the traffic.
+                let banned = r.counters.bans.dropped_banned_host.get();
+                if banned != 0 {
+                    failures.push(format!(
+                        "{traffic} {label}: {banned} packets of banned hosts"
+                    ));
+                }
             }
-            last = runs;
+            last[c] = runs;
         }
+    }
+    let mut rows = Vec::new();
+    for (c, &(traffic, _, label, _)) in cases.iter().enumerate() {
         for w in 0..o.workers {
             rows.push((
                 traffic,
                 label,
                 w,
-                median(mpps[w].clone()),
-                median(cpp[w].clone()),
-                median(wall[w].clone()),
-                median(share[w].clone()),
+                median(mpps[c][w].clone()),
+                median(cpp[c][w].clone()),
+                median(wall[c][w].clone()),
+                median(share[c][w].clone()),
             ));
         }
-        report_stages(traffic, label, &last, hz);
-        print_flow_counters(traffic, label, &last);
+        report_stages(traffic, label, &last[c], hz);
+        print_flow_counters(traffic, label, &last[c]);
     }
     println!();
     println!(
@@ -396,6 +445,24 @@ fn main() {
             total(traffic, FULL),
             o.workers
         );
+    }
+    if let Some(n) = o.bans {
+        let full_with = |traffic: &str, bans: u32| {
+            let label = format!("{FULL}, ban_host, {bans} bans");
+            rows.iter()
+                .filter(|r| r.0 == traffic && r.1 == label)
+                .map(|r| r.4)
+                .sum::<f64>()
+        };
+        for &(traffic, _) in &traffic_sets {
+            let (none, loaded) = (full_with(traffic, 0), full_with(traffic, n));
+            if none > 0.0 && loaded > 0.0 {
+                println!(
+                    "ban load {traffic}: {loaded:.0} cycles/packet with {n} bans vs {none:.0} with 0 bans: {:.3}x",
+                    loaded / none
+                );
+            }
+        }
     }
     if !failures.is_empty() {
         for f in &failures {
