@@ -15,8 +15,8 @@
 //! a key, each key's bits in one 64-bit word) that a lookup reads first: most
 //! packets' hosts are not banned, and the filter says so from one word of a
 //! structure 1/24 the slot array's size, so at a million bans the common
-//! lookup stays in the caches. A shard's filter is built with it and patched with it (see
-//! [`super::filter`]), so it never misses a key the slots hold.
+//! lookup stays in the caches. A shard's filter is built and patched with
+//! it (see [`super::filter`]), so it never misses a key the slots hold.
 //!
 //! Memory is freed on the control thread, never on a worker: the publisher
 //! keeps each replaced snapshot until it holds the only reference, so a
@@ -53,7 +53,8 @@ struct Slot {
 pub struct Shard {
     /// A power of two long, or empty.
     slots: Arc<[Slot]>,
-    /// Exactly the keys in `slots` (see [`ShardFilter::of`]).
+    /// Every key in `slots`, plus the stale bits of keys removed since it
+    /// was built (see [`super::filter`]).
     filter: ShardFilter,
     len: usize,
 }
@@ -298,7 +299,7 @@ impl Snapshot {
 
     /// True if `key` is banned at `now_ms`. The per-packet check: no
     /// allocation, no lock, one hash and one line of the shard's filter;
-    /// the slot array only for the ~1 % of keys not banned that pass it,
+    /// the slot array only for the ~0.6 % of keys not banned that pass it,
     /// and for the banned ones.
     #[inline]
     pub fn contains(&self, key: &BanKey, now_ms: u64) -> bool {
