@@ -6,6 +6,7 @@
 //!     cargo bench --features bench --bench pipeline -- --workers 14       # scaling (needs 15 lcores)
 //!     cargo bench --features bench --bench pipeline -- --soak 600         # 10-minute RSS soak
 //!     cargo bench --features bench,stage-timing --bench pipeline   # + p50/p99 per stage
+//!     cargo bench --features bench --bench pipeline -- --bans 1000000  # + ban_host, 0 vs 1 M bans
 //!
 //! Two traffic sets, both from the capture (default data/demo.pcap, the corpus
 //! mix; `--pcap FILE` repeatable):
@@ -54,7 +55,7 @@ use std::time::Duration;
 #[path = "../tests/common/frames.rs"]
 mod frames;
 
-use btblocker::config::FlowsConfig;
+use btblocker::config::{BanAction, FlowsConfig};
 use btblocker::dpi::DpiConfig;
 use btblocker::tools::bench::{LoopKind, LoopbackBench, WorkerRun};
 use btblocker::tools::capture::for_each_frame;
@@ -122,6 +123,9 @@ struct Options {
     only: Option<String>,
     /// Extra EAL arguments (whitespace-separated), e.g. `-d` PMD paths.
     eal: Vec<String>,
+    /// With `--bans N`: per traffic set, the full pipeline under
+    /// `ban.action: ban_host` with 0 bans and with N bans (none matching).
+    bans: Option<u32>,
     /// Flow table on huge pages (true) or 4 KiB pages, per many-flows variant.
     flow_pages: Vec<bool>,
     /// Simulated NIC hashes to run many-flows with, besides the software hash.
@@ -142,7 +146,7 @@ enum NicHash {
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench pipeline -- [--workers N] [--pcap FILE]... [--copies K] \
-         [--new-flows-capacity C] [--many-flows N] [--flow-pages huge|small|both] [--nic-hash toeplitz|ideal] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS']"
+         [--new-flows-capacity C] [--many-flows N] [--flow-pages huge|small|both] [--nic-hash toeplitz|ideal] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS'] [--bans N]"
     );
     std::process::exit(2)
 }
@@ -163,6 +167,7 @@ fn parse_options() -> Options {
         eal: Vec::new(),
         flow_pages: vec![true],
         nic_hashes: Vec::new(),
+        bans: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -200,6 +205,7 @@ fn parse_options() -> Options {
                     _ => usage(),
                 }
             }
+            "--bans" => o.bans = Some(value().parse().unwrap_or_else(|_| usage())),
             _ => usage(),
         }
     }
@@ -357,6 +363,8 @@ fn main() {
         dpi: DpiConfig::default(),
         huge_pages: true,
         nic_hash: false,
+        action: BanAction::LogOnly,
+        bans: 0,
     };
     let new_flows = LoopKind::Pipeline {
         flows: FlowsConfig {
@@ -366,6 +374,8 @@ fn main() {
         dpi: DpiConfig::default(),
         huge_pages: true,
         nic_hash: false,
+        action: BanAction::LogOnly,
+        bans: 0,
     };
     println!(
         "pipeline bench: {} worker(s), burst {}, TSC {:.3} GHz, {} packets from {:?}",
@@ -418,6 +428,8 @@ fn main() {
                 dpi: DpiConfig::default(),
                 huge_pages,
                 nic_hash: hash.is_some(),
+                action: BanAction::LogOnly,
+                bans: 0,
             };
             many_variants.push((label, kind));
         }
@@ -432,12 +444,44 @@ fn main() {
             many_variants.iter().map(|(l, k)| (l.as_str(), k)).collect(),
         ));
     }
+    // `--bans N`: the same full pipeline under `ban_host` with an empty ban
+    // snapshot and with N bans, per traffic set.
+    let ban_kinds: Vec<(String, String, LoopKind)> = match o.bans {
+        Some(n) => traffic_sets
+            .iter()
+            .flat_map(|(_, fulls)| {
+                // The first variant of the set's full pipeline (the default
+                // flow table), under ban_host.
+                let LoopKind::Pipeline { flows, dpi, .. } = fulls[0].1 else {
+                    unreachable!("the full cases are pipelines")
+                };
+                [0, n].map(|bans| {
+                    (
+                        format!("{FULL}, ban_host, {bans} bans"),
+                        String::new(),
+                        LoopKind::Pipeline {
+                            flows: flows.clone(),
+                            dpi: dpi.clone(),
+                            huge_pages: true,
+                            nic_hash: false,
+                            action: BanAction::BanHost,
+                            bans,
+                        },
+                    )
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut cases: Vec<(&str, usize, &str, &LoopKind)> = Vec::new();
     for (set, (traffic, fulls)) in traffic_sets.iter().enumerate() {
         cases.push((traffic, set, BARE, &LoopKind::Bare));
         cases.push((traffic, set, READ_HEADERS, &LoopKind::ReadHeaders));
         for &(label, full) in fulls {
             cases.push((traffic, set, label, full));
+        }
+        for (label, _, kind) in ban_kinds.iter().skip(2 * set).take(2) {
+            cases.push((traffic, set, label.as_str(), kind));
         }
     }
     cases.retain(|(traffic, _, label, _)| {
@@ -458,7 +502,6 @@ fn main() {
     let mut last: Vec<Vec<WorkerRun>> = cases.iter().map(|_| Vec::new()).collect();
     for _ in 0..o.repeat {
         for (c, &(traffic, set, label, kind)) in cases.iter().enumerate() {
-            let (mpps, cpp, wall, share) = (&mut mpps[c], &mut cpp[c], &mut wall[c], &mut share[c]);
             let runs = bench
                 .measure(
                     set,
@@ -471,14 +514,21 @@ fn main() {
                 )
                 .unwrap_or_else(|e| panic!("{traffic} {label}: {e}"));
             for (w, r) in runs.iter().enumerate() {
-                mpps[w].push(r.mpps_on_cpu());
-                cpp[w].push(r.cycles_per_packet_on_cpu());
-                wall[w].push(r.mpps());
-                share[w].push(r.cpu_seconds / r.seconds);
+                mpps[c][w].push(r.mpps_on_cpu());
+                cpp[c][w].push(r.cycles_per_packet_on_cpu());
+                wall[c][w].push(r.mpps());
+                share[c][w].push(r.cpu_seconds / r.seconds);
                 if r.allocations != 0 {
                     failures.push(format!(
                         "{traffic} {label}: {} heap allocations in the measured window (after warm-up)",
                         r.allocations
+                    ));
+                }
+                // The loaded bans are chosen to match none of the traffic.
+                let banned = r.counters.bans.dropped_banned_host.get();
+                if banned != 0 {
+                    failures.push(format!(
+                        "{traffic} {label}: {banned} packets of banned hosts"
                     ));
                 }
             }
@@ -551,9 +601,27 @@ fn main() {
             );
         }
     }
+    if let Some(n) = o.bans {
+        let full_with = |traffic: &str, bans: u32| {
+            let label = format!("{FULL}, ban_host, {bans} bans");
+            rows.iter()
+                .filter(|r| r.0 == traffic && r.1 == label)
+                .map(|r| r.4)
+                .sum::<f64>()
+        };
+        for (traffic, _) in &traffic_sets {
+            let (none, loaded) = (full_with(traffic, 0), full_with(traffic, n));
+            if none > 0.0 && loaded > 0.0 {
+                println!(
+                    "ban load {traffic}: {loaded:.0} cycles/packet with {n} bans vs {none:.0} with 0 bans: {:.3}x",
+                    loaded / none
+                );
+            }
+        }
+    }
     if !failures.is_empty() {
         for f in &failures {
-            eprintln!("ALLOCATION CHECK FAILED: {f}");
+            eprintln!("CHECK FAILED: {f}");
         }
         std::process::exit(1);
     }

@@ -30,6 +30,7 @@ pub mod allowlist;
 pub mod detection_log;
 pub mod event;
 mod expiry;
+pub mod filter;
 pub mod hash;
 pub mod journal;
 pub mod keeper;

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::app::worker::{self, Clock, Poll, WorkerPlan};
-use crate::ban::{event_ring, EventConsumer, KeyHasher, SnapshotPublisher, DEFAULT_RING_CAPACITY};
+use crate::ban::{
+    event_ring, BanKey, EventConsumer, KeyHasher, Shard, SnapshotPublisher, DEFAULT_RING_CAPACITY,
+    SHARD_COUNT,
+};
 use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::{Pipeline, RingSink};
@@ -27,8 +30,9 @@ pub enum LoopKind {
     /// the floor of a forwarder that touches its packets (l2fwd's work).
     ReadHeaders,
     /// rx_burst → pipeline (parse, ban check, flow, DPI) → tx_burst, inline
-    /// mode with `ban.action: log_only`, so no packet is dropped and the
-    /// capture keeps circulating whole. `huge_pages`: the flow table is
+    /// mode. With `ban.action: log_only` no packet is dropped and the capture
+    /// keeps circulating whole; with `ban_host` the packets of flows judged
+    /// BitTorrent are dropped (they leave the loop on their first pass). `huge_pages`: the flow table is
     /// backed with transparent huge pages as `run` does; `nic_hash`: the
     /// worker takes the hash each mbuf carries (the traffic set must have
     /// been started with hashes) as a NIC with symmetric RSS delivers it.
@@ -37,6 +41,11 @@ pub enum LoopKind {
         dpi: DpiConfig,
         huge_pages: bool,
         nic_hash: bool,
+        action: BanAction,
+        /// Bans in the snapshot the workers check: addresses in 240.0.0.0/4
+        /// (reserved, in no capture), so none matches the traffic and every
+        /// lookup is a miss, the common case on a real link.
+        bans: u32,
     },
 }
 
@@ -216,6 +225,9 @@ impl LoopbackBench {
             huge_pages: Vec::new(),
         };
         let nic_hash = matches!(kind, LoopKind::Pipeline { nic_hash: true, .. });
+        if let LoopKind::Pipeline { bans, .. } = kind {
+            load_bans(&mut running.publisher, *bans);
+        }
         for (w, &lcore_id) in self.lcores.iter().enumerate() {
             let port = self.ports[set][w].id;
             let plan = WorkerPlan {
@@ -349,6 +361,7 @@ fn launch_worker(
             flows,
             dpi,
             huge_pages,
+            action,
             ..
         } => {
             let (producer, consumer) = event_ring(DEFAULT_RING_CAPACITY);
@@ -359,7 +372,7 @@ fn launch_worker(
                 dpi,
                 RingSink::new(producer, c),
             )
-            .with_enforcement(&[PortRole::Inside], BanAction::LogOnly);
+            .with_enforcement(&[PortRole::Inside], *action);
             let huge = huge_pages
                 .then(|| memory::back_with_huge_pages(&pipeline.flows().memory_regions()));
             lcore::launch(lcore_id, move || {
@@ -369,6 +382,31 @@ fn launch_worker(
             Ok(Some((consumer, huge)))
         }
     }
+}
+
+/// Publishes `count` distinct bans (never expiring) on addresses in
+/// 240.0.0.0/4, spread by a fixed bijective scramble of 0..count.
+fn load_bans(publisher: &mut SnapshotPublisher, count: u32) {
+    if count == 0 {
+        return;
+    }
+    let hasher = *publisher.hasher();
+    let mut shards = vec![Vec::new(); SHARD_COUNT];
+    // Odd multiplier: a bijection of the 28 low bits, so the keys are
+    // distinct and not consecutive.
+    for i in 0..count.min(1 << 28) {
+        let low = i.wrapping_mul(0x9e37_79b1) & 0x0fff_ffff;
+        let key = BanKey::from(std::net::Ipv4Addr::from(0xf000_0000 | low));
+        if let Some(shard) = shards.get_mut(hasher.shard_of(&key)) {
+            shard.push((key, u64::MAX));
+        }
+    }
+    publisher.publish(
+        shards
+            .into_iter()
+            .enumerate()
+            .map(|(i, keys)| (i, Shard::build(keys.into_iter(), &hasher))),
+    );
 }
 
 /// Seconds thread `tid` of this process has spent on a CPU (first field of
