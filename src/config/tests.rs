@@ -95,6 +95,7 @@ fn a_minimal_config_gets_every_default() {
             log: Default::default(),
             metrics: MetricsConfig::default(),
             operator: OperatorConfig::default(),
+            bgp: None,
         }
     );
 }
