@@ -131,8 +131,8 @@ fn daemon_announces_withdraws_and_reconciles_a_restarted_gobgpd() {
 ports:\n  - name: inside\n    device: net_null0\n    role: inside\n\
 pipeline:\n  control_lcore: 0\n  worker_lcores: [1]\n  stats_interval_ms: 100\n\
 metrics:\n  enabled: false\nban:\n  persist: false\ncontrol:\n  socket: {control}\n\
-bgp:\n  enabled: true\n  api_socket: {api}\n  local_asn: 65001\n  box_id: 7\n\
-  next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n",
+bgp:\n  enabled: true\n  api_socket: {api}\n  local_asn: 65001\n  box_id: 7\n  \
+next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n",
             prefix = s.prefix,
             control = control.display(),
             api = api.display(),
@@ -207,8 +207,8 @@ fn ten_thousand_bans_announced_then_withdrawn_exactly() {
     let _gobgpd = Gobgpd::start(&s, &api);
     let yaml = format!(
         "ports:\n  - name: p\n    device: net_null0\n    role: inside\n\
-ban:\n  persist: false\nbgp:\n  enabled: true\n  api_socket: {}\n  local_asn: 65001\n  box_id: 7\n\
-  next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n  never_announce: [\"10.255.0.0/16\"]\n",
+ban:\n  persist: false\nbgp:\n  enabled: true\n  api_socket: {}\n  local_asn: 65001\n  box_id: 7\n  \
+next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n  never_announce: [\"10.255.0.0/16\"]\n",
         api.display()
     );
     let cfg = btblocker::config::from_str(&yaml).unwrap();
@@ -255,4 +255,112 @@ ban:\n  persist: false\nbgp:\n  enabled: true\n  api_socket: {}\n  local_asn: 65
     );
     assert_eq!(keeper.list().len(), 1, "the never_announce ban stays");
     link.stop();
+}
+
+/// Figures for BENCHMARKS.md (no assertion on time; run with `--ignored`):
+/// the reconciliation of 100,000 bans into an empty gobgpd, and the control
+/// loop's tick (keeper tick + BGP link tick) p50/p99 while 10,000 bans are
+/// added and announced, against the same loop without BGP, interleaved.
+#[test]
+#[ignore = "benchmark: cargo test --release --test bgp -- --ignored --nocapture"]
+fn bench_reconcile_100k_and_tick_with_10k_in_flight() {
+    if !have_gobgp() {
+        return;
+    }
+    let s = Scratch::new("bgp-bench");
+    let api = s.path("gobgp.sock");
+    let gobgpd = Gobgpd::start(&s, &api);
+    let yaml = |max: u32| {
+        format!(
+            "ports:\n  - name: p\n    device: net_null0\n    role: inside\n\
+ban:\n  persist: false\nbgp:\n  enabled: true\n  api_socket: {}\n  local_asn: 65001\n  \
+box_id: 7\n  next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n  max_announced: {max}\n",
+            api.display()
+        )
+    };
+    let ip = |i: u32| std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+    let now = btblocker::clock::unix_now_ms();
+
+    // Reconcile 100 k: a restarted (empty) gobgpd, a box holding 100 k bans.
+    let cfg = btblocker::config::from_str(&yaml(200_000)).unwrap();
+    let mut keeper = BanKeeper::start(&cfg.ban, &cfg.networks, now).unwrap();
+    for i in 0..100_000 {
+        keeper.add_manual(ip(i), None, now).unwrap();
+    }
+    let start = Instant::now();
+    let mut link = BgpLink::start(cfg.bgp.as_ref().unwrap(), &mut keeper).unwrap();
+    while rib_count(&api, "ipv4") != Some(100_000) {
+        link.tick(&mut keeper, btblocker::clock::unix_now_ms());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first = start.elapsed();
+    gobgpd.kill();
+    let gobgpd = Gobgpd::start(&s, &api);
+    let start = Instant::now();
+    while rib_count(&api, "ipv4") != Some(100_000) {
+        link.tick(&mut keeper, btblocker::clock::unix_now_ms());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let again = start.elapsed();
+    eprintln!(
+        "bgp bench: reconcile 100000 bans: at start {:.0} ms, after a gobgpd restart {:.0} ms (incl. reconnect)",
+        first.as_secs_f64() * 1e3,
+        again.as_secs_f64() * 1e3
+    );
+    link.stop();
+    drop(gobgpd);
+
+    // Tick time with 10 k announcements in flight vs without BGP.
+    let gobgpd = Gobgpd::start(&s, &api);
+    let mut base = 1_000_000u32;
+    let mut run = |with_bgp: bool| -> Vec<Duration> {
+        let cfg = btblocker::config::from_str(&yaml(200_000)).unwrap();
+        let now = btblocker::clock::unix_now_ms();
+        let mut keeper = BanKeeper::start(&cfg.ban, &cfg.networks, now).unwrap();
+        let mut link =
+            with_bgp.then(|| BgpLink::start(cfg.bgp.as_ref().unwrap(), &mut keeper).unwrap());
+        let mut ticks = Vec::new();
+        // 10,000 bans over 100 ticks of 1 ms, then 400 more ticks while they drain.
+        for t in 0..500u32 {
+            if t < 100 {
+                for i in 0..100 {
+                    keeper
+                        .add_manual(ip(base + t * 100 + i), None, now)
+                        .unwrap();
+                }
+            }
+            let start = Instant::now();
+            let now = btblocker::clock::unix_now_ms();
+            keeper.tick(now);
+            if let Some(l) = link.as_mut() {
+                l.tick(&mut keeper, now);
+            }
+            ticks.push(start.elapsed());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        base += 20_000;
+        if let Some(l) = link {
+            l.stop();
+        }
+        ticks.sort();
+        ticks
+    };
+    let pct = |v: &[Duration], p: f64| v[((v.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
+    for round in 0..3 {
+        for with_bgp in [false, true] {
+            let t = run(with_bgp);
+            eprintln!(
+                "bgp bench: round {round} {}: tick p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+                if with_bgp {
+                    "bgp, 10k in flight"
+                } else {
+                    "no bgp"
+                },
+                pct(&t, 0.5),
+                pct(&t, 0.99),
+                pct(&t, 1.0)
+            );
+        }
+    }
+    drop(gobgpd);
 }

@@ -170,11 +170,11 @@ impl Announcer {
                     return None;
                 }
                 self.desired.insert(ip, expires_s);
-                self.touched.push(ip);
+                self.touch(ip);
             }
             Command::Withdraw(ip) => {
                 self.desired.remove(&ip);
-                self.touched.push(ip);
+                self.touch(ip);
             }
             Command::Replace(all) => {
                 let max = self.setup.max_announced;
@@ -189,6 +189,14 @@ impl Announcer {
             Command::Shutdown { withdraw } => return Some(withdraw),
         }
         None
+    }
+
+    /// Notes an address to send; not needed (nor kept, so a long outage
+    /// cannot grow it) while a reconciliation is due anyway.
+    fn touch(&mut self, ip: IpAddr) {
+        if !self.reconcile {
+            self.touched.push(ip);
+        }
     }
 
     fn desired_routes(&self) -> Routes {
@@ -210,13 +218,12 @@ impl Announcer {
                     self.setup.socket.display()
                 );
                 self.setup.stats.api_up.store(1, Relaxed);
-                if self.setup.import.is_some() {
-                    match client::watch(&mut api).await {
-                        Ok(w) => self.watch = Some(w),
-                        Err(e) => warn!("bgp: cannot watch gobgpd's table: {e}"),
-                    }
-                }
+                let watch = client::watch(&mut api, self.setup.import.is_some()).await;
                 self.api = Some(api);
+                match watch {
+                    Ok(w) => self.watch = Some(w),
+                    Err(e) => return self.lost("watching gobgpd", &e),
+                }
                 self.reconcile = true;
                 self.check_peers().await;
                 self.sync().await;
@@ -362,17 +369,15 @@ impl Announcer {
             Ok(Some(ev)) => ev,
             Ok(None) => {
                 let e = tonic::Status::unavailable("watch stream ended");
-                return self.lost("watching the table", &e);
+                return self.lost("watching gobgpd", &e);
             }
-            Err(e) => return self.lost("watching the table", &e),
+            Err(e) => return self.lost("watching gobgpd", &e),
         };
-        let Some((filter, _)) = &self.setup.import else {
-            return;
-        };
-        let filter = *filter;
         use api::watch_event_response::Event;
+        let filter = self.setup.import.as_ref().map(|i| i.0);
         match ev.event {
             Some(Event::Table(t)) => {
+                let Some(filter) = filter else { return };
                 for path in &t.paths {
                     match filter.event(path) {
                         Some(ImportEvent::Unban { ip, peer })
@@ -390,10 +395,14 @@ impl Announcer {
                     return;
                 };
                 let down = peer.session_state != api::peer_state::SessionState::Established as i32;
+                if !down {
+                    // A session (re)established: make sure the RIB is whole.
+                    self.reconcile = true;
+                }
                 let Ok(addr) = peer.neighbor_address.parse::<IpAddr>() else {
                     return;
                 };
-                if down {
+                if down && filter.is_some() {
                     if self.setup.keep_on_session_loss {
                         let before = self.pending_unbans.len();
                         self.pending_unbans.retain(|u| u.2 != addr);

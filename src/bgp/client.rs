@@ -102,12 +102,18 @@ pub async fn established_peers(api: &mut Api) -> Result<usize, Status> {
     Ok(n)
 }
 
-/// The best-path table (dumped first, then every change) and peer events.
-pub async fn watch(api: &mut Api) -> Result<Streaming<api::WatchEventResponse>, Status> {
+/// Peer events and, with `table`, the best-path table (dumped first, then
+/// every change). The stream also tells us when gobgpd dies: the channel
+/// itself reconnects silently, so a restarted (empty) daemon would go
+/// unnoticed without it.
+pub async fn watch(
+    api: &mut Api,
+    table: bool,
+) -> Result<Streaming<api::WatchEventResponse>, Status> {
     use api::watch_event_request::{table::filter::Type, table::Filter, Peer, Table};
     let request = api::WatchEventRequest {
         peer: Some(Peer {}),
-        table: Some(Table {
+        table: table.then(|| Table {
             filters: vec![Filter {
                 r#type: Type::Best as i32,
                 init: true,

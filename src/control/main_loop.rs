@@ -59,7 +59,7 @@ pub fn run(
             r.poll(bans, bgp.as_deref_mut(), unix_now_ms());
         }
         bans.tick(unix_now_ms());
-        operator.tick(bans, unix_now_ms());
+        operator.tick(bans, bgp.as_deref(), unix_now_ms());
         if let Some(b) = bgp.as_deref_mut() {
             b.tick(bans, unix_now_ms());
         }
