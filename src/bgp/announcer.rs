@@ -230,7 +230,13 @@ impl Announcer {
             }
             Err(e) => {
                 self.next_connect = Instant::now() + RECONNECT;
-                if self.setup.stats.errors.fetch_add(1, Relaxed) % 60 == 0 {
+                if self
+                    .setup
+                    .stats
+                    .errors
+                    .fetch_add(1, Relaxed)
+                    .is_multiple_of(60)
+                {
                     warn!(
                         "bgp: cannot reach gobgpd at {}: {e} (retrying every {} s)",
                         self.setup.socket.display(),

@@ -136,8 +136,7 @@ impl BgpLink {
                     .stats
                     .queue_full
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    % 1000
-                    == 0
+                    .is_multiple_of(1000)
                 {
                     warn!("bgp: queue to the BGP thread full: replaying every ban when it drains");
                 }

@@ -310,11 +310,11 @@ fn an_empty_file_is_refused() {
 fn a_top_level_that_is_not_a_mapping_is_refused() {
     assert_eq!(
         err(&["# a list", "- ports"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control) (line 2)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control, bgp) (line 2)"
     );
     assert_eq!(
         err(&["42"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control) (line 1)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control, bgp) (line 1)"
     );
 }
 
@@ -346,12 +346,12 @@ fn duplicate_keys_are_refused() {
 fn unknown_sections_are_refused_with_the_known_ones() {
     assert_eq!(
         err(&two_ports_and(&["bans:", "  enabled: true"])),
-        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control (line 8)"
+        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control, bgp (line 8)"
     );
     // raw::SECTIONS feeds the "not a mapping" message: it must match serde's list.
     assert_eq!(
         raw::SECTIONS.join(", "),
-        "eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control"
+        "eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control, bgp"
     );
 }
 
@@ -1146,7 +1146,7 @@ fn bad_bgp_keys_name_the_key_and_line() {
         (&["  flowspec: sideways"], "bgp.flowspec"),
         (
             &["  flowspec_action: rate_limit"],
-            "bgp.flowspec_rate_bps: required (line 8)",
+            "bgp.flowspec_rate_bps: required (line 9)",
         ),
         (
             &["  flowspec_action: rate_limit", "  flowspec_rate_bps: -1"],
@@ -1172,7 +1172,7 @@ fn bad_bgp_keys_name_the_key_and_line() {
     }
     assert_eq!(
         err(&two_ports_and(&["bgp:", "  enabled: true", "  box_id: 1"])),
-        "bgp.local_asn: required (line 8)"
+        "bgp.local_asn: required (line 9)"
     );
     assert_eq!(
         err(&two_ports_and(&[
@@ -1181,7 +1181,7 @@ fn bad_bgp_keys_name_the_key_and_line() {
             "  local_asn: 1",
             "  next_hop_v6: \"100::1\""
         ])),
-        "bgp.box_id: required (line 8)"
+        "bgp.box_id: required (line 9)"
     );
     assert_eq!(
         err(&two_ports_and(&[
@@ -1199,6 +1199,6 @@ fn bad_bgp_keys_name_the_key_and_line() {
             "  local_asn: 1",
             "  box_id: 2"
         ])),
-        "bgp.next_hop_v4: required (line 8)"
+        "bgp.next_hop_v4: required (line 9)"
     );
 }
