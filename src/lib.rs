@@ -23,6 +23,7 @@
 #![warn(unreachable_pub)]
 
 pub mod ban;
+pub mod bgp;
 pub mod clock;
 pub mod config;
 pub mod control;

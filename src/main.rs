@@ -183,15 +183,17 @@ struct SocketArgs {
 
 #[derive(Subcommand)]
 enum BansCommand {
-    /// Every ban in force: IP, reason (detector, manual or denylist), hits,
-    /// first seen (UTC), time left.
+    /// Every ban in force: IP, reason (detector, manual, denylist, or
+    /// bgp:<box id> when imported; ", announced" when BGP announces it),
+    /// hits, first seen (UTC), time left.
     /// Sorted by address; fetched from the daemon 10,000 at a time, so even a
     /// million bans never hold up its ban updates for long.
     List {
         /// One JSON object: {"ok":true,"bans":[{"ip","reason","first_seen_ms",
         /// "last_seen_ms","hits","expires_ms","remaining_ms"}],"total":N} (times
         /// in unix ms; expires_ms and remaining_ms null for a static ban; total:
-        /// bans in force, listed or not).
+        /// bans in force, listed or not). With `bgp:` on, each ban also has
+        /// "announced" (true/false) and, if imported, "imported_from" (box id).
         #[arg(long)]
         json: bool,
         /// Only the first N bans (after --after, if given).

@@ -57,6 +57,8 @@ pub enum RunError {
     Metrics(#[from] crate::control::metrics::MetricsError),
     #[error(transparent)]
     OperatorSocket(#[from] ServerError),
+    #[error("cannot start the BGP thread: {0}")]
+    Bgp(std::io::Error),
     #[error("cannot write the summary to {path}: {source}")]
     Summary {
         path: String,
@@ -92,6 +94,12 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
     let started = Instant::now();
     let summary = || workers.summary(cfg, &ports, started);
     let mut operator = Operator::new(operator_server);
+    let mut bgp = cfg
+        .bgp
+        .as_ref()
+        .map(|b| crate::bgp::BgpLink::start(b, &mut services.bans))
+        .transpose()
+        .map_err(RunError::Bgp)?;
     main_loop::run(
         cfg,
         &services.stop,
@@ -101,9 +109,13 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<(), RunError> {
             operator: &mut operator,
             reloader: services.reloader.as_mut(),
             metrics: services.metrics.as_ref(),
+            bgp: bgp.as_mut(),
         },
         summary,
     );
+    if let Some(b) = bgp {
+        b.stop();
+    }
     // Commands from now on are told the daemon is stopping; the socket goes.
     drop(operator);
 

@@ -16,6 +16,7 @@ use crate::ban::{
     HostDetection, Journal, JournalConfig, JournalError, SnapshotReader,
 };
 use crate::config::{BanConfig, BanTarget, NetworksConfig};
+use rustc_hash::FxHashMap;
 
 /// Events drained per ring per tick: bounds a tick's work under a storm.
 const DRAIN_PER_TICK: usize = 4096;
@@ -95,6 +96,21 @@ pub struct BanKeeper {
     /// The `ban` and `networks` settings in force (a reload compares).
     config: BanConfig,
     networks: NetworksConfig,
+    /// `Some` when something outside (the BGP announcer) follows the table:
+    /// every key added, extended or lifted since the last `take_changes`.
+    changes: Option<Vec<BanKey>>,
+    /// Bans learned from other boxes over BGP: enforced, never announced,
+    /// never journaled (the next start learns them again).
+    imported: FxHashMap<BanKey, Imported>,
+}
+
+/// Where an imported ban came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Imported {
+    /// The announcing box's id (its `ASN:2:<id>` large community).
+    pub box_id: u32,
+    /// The BGP peer the route came from.
+    pub peer: IpAddr,
 }
 
 impl BanKeeper {
@@ -150,6 +166,8 @@ impl BanKeeper {
             port_names: Vec::new(),
             config: cfg.clone(),
             networks: networks.clone(),
+            changes: None,
+            imported: FxHashMap::default(),
         };
         // A static ban saved by a compaction whose address has since left
         // the denylist is lifted here, as a reload would have.
@@ -209,6 +227,9 @@ impl BanKeeper {
                 info!("ban lifted: {key} is now in ban.allowlist");
                 self.journal_del(key);
             }
+            for key in report.lifted_allowlisted.clone() {
+                self.note(key);
+            }
         }
         let (lifted, added) = self.sync_denylist(&cfg.denylist, now_ms);
         report.lifted_denylist = lifted;
@@ -244,6 +265,9 @@ impl BanKeeper {
             info!("ban lifted: {key} is no longer in ban.denylist");
             self.journal_del(key);
         }
+        for key in &lifted {
+            self.note(*key);
+        }
         let mut added = Vec::new();
         for ip in denylist {
             let key = BanKey::from(*ip);
@@ -257,7 +281,11 @@ impl BanKeeper {
                 AddOutcome::RefusedFull => {
                     warn!("ban.denylist: {ip}: ban table full (ban.max_entries): not banned")
                 }
-                _ => added.push(key),
+                _ => {
+                    self.imported.remove(&key);
+                    self.note(key);
+                    added.push(key)
+                }
             }
         }
         (lifted, added)
@@ -291,6 +319,7 @@ impl BanKeeper {
         }
         for key in self.table.expire(now_ms) {
             info!("ban expired: {key}");
+            self.note(key);
         }
         self.policy.prune(now_ms);
         if self.table.has_unpublished_changes() {
@@ -308,7 +337,9 @@ impl BanKeeper {
                 warn!("{e}");
             }
             if j.should_compact(self.table.len()) {
-                if let Err(e) = j.compact(self.table.iter(), now_ms) {
+                let imported = &self.imported;
+                let own = self.table.iter().filter(|(k, _)| !imported.contains_key(k));
+                if let Err(e) = j.compact(own, now_ms) {
                     warn!("{e}");
                 }
             }
@@ -385,6 +416,12 @@ impl BanKeeper {
         let outcome = self.table.add(key, ttl, reason, now_ms);
         match outcome {
             AddOutcome::Added | AddOutcome::Refreshed | AddOutcome::EvictedOldest(_) => {
+                // Our own ban now, whoever announced it before.
+                self.imported.remove(&key);
+                self.note(key);
+                if let AddOutcome::EvictedOldest(old) = outcome {
+                    self.note(old);
+                }
                 if outcome == AddOutcome::Added {
                     info!("banned {key} ({reason}) for {} s", ttl.as_secs());
                 }
@@ -469,6 +506,7 @@ impl BanKeeper {
     pub fn remove(&mut self, ip: IpAddr, now_ms: u64) -> Option<BanEntry> {
         let key = BanKey::from(ip);
         let removed = self.table.remove(&key)?;
+        self.note(key);
         info!("ban on {key} lifted by an operator");
         if let Some(j) = &mut self.journal {
             if let Err(e) = j.append_del(&key) {
@@ -482,6 +520,9 @@ impl BanKeeper {
     /// Lifts every ban (`bans flush`), journaled and published at once.
     /// Returns how many.
     pub fn flush(&mut self, now_ms: u64) -> usize {
+        if let Some(changes) = &mut self.changes {
+            changes.extend(self.table.iter().map(|(k, _)| *k));
+        }
         let n = self.table.flush();
         info!("{n} ban(s) lifted by an operator (flush)");
         if let Some(j) = &mut self.journal {
@@ -503,6 +544,120 @@ impl BanKeeper {
             if let Err(e) = j.sync(now_ms) {
                 warn!("{e}");
             }
+        }
+    }
+
+    /// From now on, remembers every key whose ban changed (for
+    /// [`BanKeeper::take_changes`]); every ban in force counts as changed.
+    pub fn track_changes(&mut self) {
+        self.changes = Some(self.table.iter().map(|(k, _)| *k).collect());
+    }
+
+    fn note(&mut self, key: BanKey) {
+        if let Some(changes) = &mut self.changes {
+            changes.push(key);
+        }
+    }
+
+    /// The keys added, extended or lifted since the last call (repeats
+    /// possible); look each up with [`BanKeeper::entry`]. Imported bans
+    /// that left the table are forgotten here.
+    pub fn take_changes(&mut self) -> Vec<BanKey> {
+        let changes = self
+            .changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        if !self.imported.is_empty() {
+            for key in &changes {
+                if self.table.get(key).is_none() {
+                    self.imported.remove(key);
+                }
+            }
+        }
+        changes
+    }
+
+    /// The ban on `key`, if one is in force.
+    pub fn entry(&self, key: &BanKey) -> Option<&BanEntry> {
+        self.table.get(key)
+    }
+
+    /// Where `key`'s ban was imported from; `None` for our own bans.
+    pub fn imported(&self, key: &BanKey) -> Option<Imported> {
+        self.imported.get(key).copied()
+    }
+
+    /// Our own bans (imported ones left out) with their expiry, unix ms.
+    pub fn own_bans(&self) -> impl Iterator<Item = (BanKey, u64)> + '_ {
+        self.table
+            .iter()
+            .filter(|(k, _)| !self.imported.contains_key(k))
+            .map(|(k, e)| (*k, e.expires_at))
+    }
+
+    /// Another box's ban, learned over BGP: reason `bgp:<box_id>`, until
+    /// `expires_at_ms`. Not journaled, never announced. A host we ban
+    /// ourselves stays ours. Returns whether the table changed.
+    pub fn import(&mut self, ip: IpAddr, from: Imported, expires_at_ms: u64, now_ms: u64) -> bool {
+        let key = BanKey::from(ip);
+        if !bannable(ip) || expires_at_ms <= now_ms {
+            return false;
+        }
+        if self.table.get(&key).is_some() && !self.imported.contains_key(&key) {
+            return false;
+        }
+        let ttl = Duration::from_millis(expires_at_ms - now_ms);
+        let reason = format!("bgp:{}", from.box_id);
+        match self.table.add(key, ttl, &reason, now_ms) {
+            AddOutcome::Added | AddOutcome::Refreshed => {
+                self.imported.insert(key, from);
+                self.note(key);
+                true
+            }
+            AddOutcome::EvictedOldest(old) => {
+                self.imported.insert(key, from);
+                self.note(key);
+                self.note(old);
+                true
+            }
+            AddOutcome::RefusedAllowlisted | AddOutcome::RefusedFull => false,
+        }
+    }
+
+    /// The imported ban on `ip` was withdrawn by `peer`: lifted (our own
+    /// bans, and bans imported through another peer, stay).
+    pub fn unimport(&mut self, ip: IpAddr, peer: IpAddr) -> bool {
+        let key = BanKey::from(ip);
+        if self.imported.get(&key).is_none_or(|i| i.peer != peer) {
+            return false;
+        }
+        self.imported.remove(&key);
+        self.table.remove(&key);
+        self.note(key);
+        true
+    }
+
+    /// Lifts every ban imported through `peer` (on_session_loss: drop).
+    pub fn drop_imports_from(&mut self, peer: IpAddr) -> usize {
+        let keys: Vec<BanKey> = self
+            .imported
+            .iter()
+            .filter(|(_, i)| i.peer == peer)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in &keys {
+            self.imported.remove(key);
+            self.table.remove(key);
+            self.note(*key);
+        }
+        keys.len()
+    }
+
+    /// Publishes now if the table changed (imports between ticks).
+    pub fn publish_if_changed(&mut self) {
+        if self.table.has_unpublished_changes() {
+            self.table.publish();
         }
     }
 

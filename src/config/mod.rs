@@ -106,6 +106,28 @@
 //! networks:                 # optional section
 //!   inside: []              # CIDRs of the ISP's customers; when empty, a
 //!                           #   packet's side is its arrival port's role
+//! bgp:                      # optional section: bans as routes via gobgpd
+//!   enabled: false          # default false (absent section: no BGP)
+//!   api_socket: /run/btblocker/gobgp.sock # gobgpd --api-hosts unix://<path>
+//!   local_asn: 65001        # required when enabled: our AS
+//!   box_id: 1               # required when enabled, > 0: large community
+//!                           #   local_asn:2:box_id tags our routes
+//!   next_hop_v4: 192.0.2.1  # discard next hop; required if announce_v4
+//!   next_hop_v6: "100::1"   # required if announce_v6; "::" refused
+//!   communities: ["65535:666", "no-export"] # default: BLACKHOLE + no-export
+//!   announce_v4: true       # default true
+//!   announce_v6: true       # default true
+//!   flowspec: off           # off (default) | beside | instead
+//!   flowspec_action: discard # discard (default) | rate_limit
+//!   flowspec_rate_bps: 1000 # bytes/s, required with rate_limit
+//!   import: false           # default false: learn other boxes' bans
+//!   import_community: "65535:666" # default: the first of communities
+//!   import_max_ttl_s: 86400 # default 86400: cap on an imported expiry
+//!   on_session_loss: keep   # keep (default) | drop imported bans
+//!   withdraw_on_shutdown: true # default true
+//!   never_announce: []      # CIDRs never announced (still banned locally)
+//!   max_announced: 100000   # default 100000: refuse beyond it (counted)
+//!   queue_capacity: 65536   # default 65536: control loop -> BGP thread
 //! ```
 //!
 //! # Reloading
@@ -123,6 +145,10 @@
 use std::path::Path;
 
 mod ban;
+mod bgp;
+pub use bgp::{
+    community_text, parse_community, BgpConfig, FlowSpecAction, FlowSpecMode, SessionLoss,
+};
 mod dpi;
 mod eal;
 mod eal_args;
@@ -153,6 +179,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The operator socket (YAML section `control`).
     pub operator: OperatorConfig,
+    /// `None`: no `bgp:` section, or `enabled: false` (no BGP at all).
+    pub bgp: Option<BgpConfig>,
 }
 
 /// Each worker's flow table.
@@ -320,6 +348,7 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
     let log = log::validate(raw.log)?;
     let metrics = validate_metrics(raw.metrics)?;
     let operator = operator::validate(raw.control)?;
+    let bgp = bgp::validate(raw.bgp)?;
     Ok(Config {
         eal,
         ports,
@@ -331,6 +360,7 @@ fn validate(raw: serde_saphyr::Spanned<raw::RawConfig>) -> Result<Config, Config
         log,
         metrics,
         operator,
+        bgp,
     })
 }
 

@@ -13,6 +13,7 @@ use super::ports::RawPort;
 /// Keep in step with the fields of [`RawConfig`] (a unit test checks it).
 pub(super) const SECTIONS: &[&str] = &[
     "eal", "ports", "pipeline", "flows", "dpi", "ban", "networks", "log", "metrics", "control",
+    "bgp",
 ];
 
 #[derive(Deserialize)]
@@ -28,4 +29,5 @@ pub(super) struct RawConfig {
     pub log: Option<Spanned<super::log::RawLog>>,
     pub metrics: Option<Spanned<super::RawMetrics>>,
     pub control: Option<Spanned<super::operator::RawOperator>>,
+    pub bgp: Option<Spanned<super::bgp::RawBgp>>,
 }

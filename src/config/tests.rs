@@ -96,6 +96,7 @@ fn a_minimal_config_gets_every_default() {
             log: Default::default(),
             metrics: MetricsConfig::default(),
             operator: OperatorConfig::default(),
+            bgp: None,
         }
     );
 }
@@ -322,11 +323,11 @@ fn an_empty_file_is_refused() {
 fn a_top_level_that_is_not_a_mapping_is_refused() {
     assert_eq!(
         err(&["# a list", "- ports"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control) (line 2)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control, bgp) (line 2)"
     );
     assert_eq!(
         err(&["42"]),
-        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control) (line 1)"
+        "the config must be a mapping of sections (eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control, bgp) (line 1)"
     );
 }
 
@@ -358,12 +359,12 @@ fn duplicate_keys_are_refused() {
 fn unknown_sections_are_refused_with_the_known_ones() {
     assert_eq!(
         err(&two_ports_and(&["bans:", "  enabled: true"])),
-        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control (line 8)"
+        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control, bgp (line 8)"
     );
     // raw::SECTIONS feeds the "not a mapping" message: it must match serde's list.
     assert_eq!(
         raw::SECTIONS.join(", "),
-        "eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control"
+        "eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control, bgp"
     );
 }
 
@@ -1052,5 +1053,165 @@ fn a_control_socket_path_must_fit_a_unix_socket() {
     assert_eq!(
         err(&two_ports_and(&["control:", "  sockett: x"])),
         "control.sockett: unknown key, expected one of: enabled, socket (line 9)"
+    );
+}
+
+// ---- bgp --------------------------------------------------------------------
+
+/// A valid `bgp:` section (line 8) with `more` keys after line 13.
+fn bgp_and(more: &[&str]) -> Vec<String> {
+    let mut lines: Vec<&str> = vec![
+        "bgp:",
+        "  enabled: true",
+        "  local_asn: 65001",
+        "  box_id: 3",
+        "  next_hop_v4: 192.0.2.1",
+        "  next_hop_v6: \"100::1\"",
+    ];
+    lines.extend_from_slice(more);
+    two_ports_and(&lines)
+}
+
+#[test]
+fn no_bgp_section_or_disabled_means_no_bgp() {
+    assert_eq!(ok(&two_ports_and(&[])).bgp, None);
+    assert_eq!(ok(&two_ports_and(&["bgp:", "  enabled: false"])).bgp, None);
+}
+
+#[test]
+fn bgp_defaults_and_values() {
+    let b = ok(&bgp_and(&[])).bgp.unwrap();
+    assert_eq!(
+        b.api_socket,
+        std::path::PathBuf::from("/run/btblocker/gobgp.sock")
+    );
+    assert_eq!((b.local_asn, b.box_id), (65001, 3));
+    assert_eq!(b.communities, vec![(65535 << 16) | 666, 0xFFFF_FF01]);
+    assert_eq!(b.import_community, (65535 << 16) | 666);
+    assert_eq!(
+        (b.announce_v4, b.announce_v6, b.import),
+        (true, true, false)
+    );
+    assert_eq!(
+        (b.flowspec, b.flowspec_action),
+        (FlowSpecMode::Off, FlowSpecAction::Discard)
+    );
+    assert_eq!(
+        (b.import_max_ttl_s, b.max_announced, b.queue_capacity),
+        (86_400, 100_000, 65_536)
+    );
+    assert_eq!(
+        (b.on_session_loss, b.withdraw_on_shutdown),
+        (SessionLoss::Keep, true)
+    );
+    let b = ok(&bgp_and(&[
+        "  communities: [\"65001:666\", no-export, blackhole]",
+        "  flowspec: instead",
+        "  flowspec_action: rate_limit",
+        "  flowspec_rate_bps: 1250",
+        "  import: true",
+        "  on_session_loss: drop",
+        "  never_announce: [10.0.0.0/8, 192.0.2.77]",
+    ]))
+    .bgp
+    .unwrap();
+    assert_eq!(
+        b.communities,
+        vec![(65001 << 16) | 666, 0xFFFF_FF01, (65535 << 16) | 666]
+    );
+    assert_eq!(b.import_community, (65001 << 16) | 666);
+    assert_eq!(b.flowspec, FlowSpecMode::Instead);
+    assert_eq!(b.flowspec_action, FlowSpecAction::RateLimit(1250.0));
+    assert_eq!(b.on_session_loss, SessionLoss::Drop);
+    assert_eq!(b.never_announce.len(), 2);
+    // YAML's `off` may arrive as a boolean: both spellings mean off.
+    assert_eq!(
+        ok(&bgp_and(&["  flowspec: off"])).bgp.unwrap().flowspec,
+        FlowSpecMode::Off
+    );
+}
+
+#[test]
+fn bad_bgp_keys_name_the_key_and_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["  box_idd: 2"], "bgp.box_idd: unknown key"),
+        (
+            &["  communities: [\"65536:1\"]"],
+            "bgp.communities[0]: \"65536:1\" is not a community",
+        ),
+        (&["  next_hop_v6: \"::\""], "bgp.next_hop_v6"),
+        (
+            &["  never_announce: [10.0.0.0/33]"],
+            "bgp.never_announce[0]:",
+        ),
+        (
+            &["  max_announced: 0"],
+            "bgp.max_announced: must be >= 1 (line 14)",
+        ),
+        (
+            &["  queue_capacity: 1"],
+            "bgp.queue_capacity: must be >= 16 (line 14)",
+        ),
+        (
+            &["  import_max_ttl_s: 0"],
+            "bgp.import_max_ttl_s: must be >= 1 (line 14)",
+        ),
+        (&["  flowspec: sideways"], "bgp.flowspec"),
+        (
+            &["  flowspec_action: rate_limit"],
+            "bgp.flowspec_rate_bps: required (line 9)",
+        ),
+        (
+            &["  flowspec_action: rate_limit", "  flowspec_rate_bps: -1"],
+            "bgp.flowspec_rate_bps: must be a positive number of bytes per second (line 15)",
+        ),
+        (&["  on_session_loss: maybe"], "bgp.on_session_loss"),
+        (
+            &["  import_community: nope"],
+            "bgp.import_community: \"nope\" is not a community",
+        ),
+        (
+            &["  api_socket: \"\""],
+            "bgp.api_socket: must be a Unix socket path",
+        ),
+    ];
+    for (more, want) in cases {
+        let got = err(&bgp_and(more));
+        assert!(
+            got.starts_with(want),
+            "{more:?}: got {got:?}, want {want:?}"
+        );
+        assert!(got.contains("(line "), "{more:?}: no line in {got:?}");
+    }
+    assert_eq!(
+        err(&two_ports_and(&["bgp:", "  enabled: true", "  box_id: 1"])),
+        "bgp.local_asn: required (line 9)"
+    );
+    assert_eq!(
+        err(&two_ports_and(&[
+            "bgp:",
+            "  enabled: true",
+            "  local_asn: 1",
+            "  next_hop_v6: \"100::1\""
+        ])),
+        "bgp.box_id: required (line 9)"
+    );
+    assert_eq!(
+        err(&two_ports_and(&[
+            "bgp:",
+            "  enabled: true",
+            "  local_asn: 1",
+            "  box_id: 0"
+        ])),
+        "bgp.box_id: must be >= 1 (line 11)"
+    );
+    assert_eq!(
+        err(&two_ports_and(&[
+            "bgp:",
+            "  enabled: true",
+            "  local_asn: 1",
+            "  box_id: 2"
+        ])),
+        "bgp.next_hop_v4: required (line 9)"
     );
 }

@@ -24,6 +24,8 @@ pub struct ControlServices<'a> {
     pub operator: &'a mut Operator,
     pub reloader: Option<&'a mut Reloader>,
     pub metrics: Option<&'a Metrics>,
+    /// The BGP announcer (`bgp:` enabled).
+    pub bgp: Option<&'a mut crate::bgp::BgpLink>,
 }
 
 /// Every millisecond applies the workers' detections (bans reach every worker
@@ -42,6 +44,7 @@ pub fn run(
         operator,
         mut reloader,
         metrics,
+        mut bgp,
     } = services;
     let interval = Duration::from_millis(cfg.pipeline.stats_interval_ms);
     let idle_limit = cfg.pipeline.stop_after_idle_ms.map(Duration::from_millis);
@@ -53,10 +56,13 @@ pub fn run(
     while !stop.load(Relaxed) {
         std::thread::sleep(Duration::from_millis(1));
         if let Some(r) = reloader.as_deref_mut() {
-            r.poll(bans, unix_now_ms());
+            r.poll(bans, bgp.as_deref_mut(), unix_now_ms());
         }
         bans.tick(unix_now_ms());
-        operator.tick(bans, unix_now_ms());
+        operator.tick(bans, bgp.as_deref(), unix_now_ms());
+        if let Some(b) = bgp.as_deref_mut() {
+            b.tick(bans, unix_now_ms());
+        }
         tick += 1;
         if !tick.is_multiple_of(10) {
             continue;
@@ -74,6 +80,9 @@ pub fn run(
             operator.publish(&s, bans);
             if let Some(m) = metrics {
                 m.publish(&s, Some(&bans.counts()), None);
+                if let Some(b) = bgp.as_deref() {
+                    m.publish_bgp(&b.counts());
+                }
             }
             next_print += interval;
         }

@@ -57,6 +57,19 @@ pub const PAYLOAD_INSPECTED: &str = "btblocker_payload_packets_inspected_total";
 pub const DPI_POOL_EXHAUSTED: &str = "btblocker_dpi_pool_exhausted_total";
 pub const DETECTIONS: &str = "btblocker_detections_total";
 pub const DETECTION_EVENTS_SENT: &str = "btblocker_detection_events_sent_total";
+// BGP (issue 14): the announcer thread and imports.
+pub const BGP_ANNOUNCED: &str = "btblocker_bgp_announced_total";
+pub const BGP_WITHDRAWN: &str = "btblocker_bgp_withdrawn_total";
+pub const BGP_IMPORTED: &str = "btblocker_bgp_imported_total";
+pub const BGP_IMPORT_WITHDRAWN: &str = "btblocker_bgp_import_withdrawn_total";
+pub const BGP_QUEUE_DEPTH: &str = "btblocker_bgp_queue_depth";
+pub const BGP_QUEUE_FULL: &str = "btblocker_bgp_queue_full_total";
+pub const BGP_ERRORS: &str = "btblocker_bgp_errors_total";
+pub const BGP_SESSION_UP: &str = "btblocker_bgp_session_up";
+pub const BGP_ANNOUNCED_ROUTES: &str = "btblocker_bgp_announced_routes";
+pub const BGP_RIB_DIFFERENCE: &str = "btblocker_bgp_rib_difference";
+pub const BGP_RECONCILES: &str = "btblocker_bgp_reconciles_total";
+pub const BGP_REFUSED: &str = "btblocker_bgp_refused_total";
 // Bans (control thread).
 pub const DETECTION_EVENTS_RECEIVED: &str = "btblocker_detection_events_received_total";
 pub const DETECTIONS_BELOW_THRESHOLD: &str = "btblocker_detections_below_threshold_total";
@@ -127,6 +140,18 @@ pub const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (SNAPSHOT_PUBLISH, Kind::Gauge, Unit::Seconds, "How long the last ban snapshot publication took."),
     (UPTIME, Kind::Gauge, Unit::Seconds, "Seconds since the run started."),
     (CONFIG_RELOADS, Kind::Counter, Unit::Count, "SIGHUP config reloads, by result (ok: applied, failed: refused, old config kept)."),
+    (BGP_ANNOUNCED, Kind::Counter, Unit::Count, "Routes announced to gobgpd (re-announcements with a new expiry included)."),
+    (BGP_WITHDRAWN, Kind::Counter, Unit::Count, "Routes withdrawn from gobgpd."),
+    (BGP_IMPORTED, Kind::Counter, Unit::Count, "Bans imported from other boxes over BGP."),
+    (BGP_IMPORT_WITHDRAWN, Kind::Counter, Unit::Count, "Imported bans lifted by a withdrawal or a session loss."),
+    (BGP_QUEUE_DEPTH, Kind::Gauge, Unit::Count, "Commands waiting in the control loop -> BGP thread queue."),
+    (BGP_QUEUE_FULL, Kind::Counter, Unit::Count, "Commands that found the BGP queue full (the whole set is replayed later)."),
+    (BGP_ERRORS, Kind::Counter, Unit::Count, "Failed calls to gobgpd (connects included)."),
+    (BGP_SESSION_UP, Kind::Gauge, Unit::Count, "1 when gobgpd's API answers and it has an established peer."),
+    (BGP_ANNOUNCED_ROUTES, Kind::Gauge, Unit::Count, "Routes of ours gobgpd holds."),
+    (BGP_RIB_DIFFERENCE, Kind::Gauge, Unit::Count, "Routes the table wants but gobgpd lacks, plus routes it holds but the table does not want."),
+    (BGP_RECONCILES, Kind::Counter, Unit::Count, "Reconciliations (RIB listed and made equal to the table)."),
+    (BGP_REFUSED, Kind::Counter, Unit::Count, "Bans not announced because of bgp.max_announced."),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +238,24 @@ impl Metrics {
         if let Some(d) = publish_latency {
             gauge!(SNAPSHOT_PUBLISH).set(d.as_secs_f64());
         }
+    }
+}
+
+impl Metrics {
+    /// Sets the `btblocker_bgp_*` series.
+    pub fn publish_bgp(&self, c: &crate::bgp::BgpCounts) {
+        counter!(BGP_ANNOUNCED).absolute(c.announced);
+        counter!(BGP_WITHDRAWN).absolute(c.withdrawn);
+        counter!(BGP_IMPORTED).absolute(c.imported);
+        counter!(BGP_IMPORT_WITHDRAWN).absolute(c.import_withdrawn);
+        gauge!(BGP_QUEUE_DEPTH).set(c.queue_depth as f64);
+        counter!(BGP_QUEUE_FULL).absolute(c.queue_full);
+        counter!(BGP_ERRORS).absolute(c.errors);
+        gauge!(BGP_SESSION_UP).set(c.session_up as f64);
+        gauge!(BGP_ANNOUNCED_ROUTES).set(c.announced_routes as f64);
+        gauge!(BGP_RIB_DIFFERENCE).set(c.rib_difference as f64);
+        counter!(BGP_RECONCILES).absolute(c.reconciles);
+        counter!(BGP_REFUSED).absolute(c.refused);
     }
 }
 

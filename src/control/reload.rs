@@ -93,13 +93,23 @@ impl Reloader {
     /// Called by the control loop each tick: reloads if asked to since the
     /// last call. Errors are logged and counted, never returned: the daemon
     /// keeps running on the config in force.
-    pub fn poll(&mut self, bans: &mut BanKeeper, now_ms: u64) {
+    pub fn poll(
+        &mut self,
+        bans: &mut BanKeeper,
+        bgp: Option<&mut crate::bgp::BgpLink>,
+        now_ms: u64,
+    ) {
         if !self.requested.swap(false, Relaxed) {
             return;
         }
         info!("SIGHUP: reloading {}", self.path.display());
         match self.reload(bans, now_ms) {
             Ok(report) => {
+                if let (Some(link), Some(b)) = (bgp, &self.in_force.bgp) {
+                    if link.reconfigure(b) {
+                        info!("config reload: bgp route settings / never_announce applied: re-announcing");
+                    }
+                }
                 for key in &report.needs_restart {
                     warn!("config reload: {key} changed: needs a restart, kept as it was");
                 }
@@ -212,6 +222,10 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("metrics", old.metrics != new.metrics),
         ("control", old.operator != new.operator),
         (
+            "bgp (enabled, api_socket, local_asn, box_id, import, queue)",
+            bgp_fixed(old) != bgp_fixed(new),
+        ),
+        (
             "dpi.max_payload_packets",
             od.max_payload_packets != nd.max_payload_packets,
         ),
@@ -241,6 +255,20 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     .into_iter()
     .filter_map(|(key, changed)| changed.then_some(key))
     .collect()
+}
+
+/// The `bgp` keys fixed for the run; the others (communities, next hops,
+/// families, FlowSpec, never_announce) apply on reload.
+fn bgp_fixed(c: &Config) -> Option<(std::path::PathBuf, u32, u32, bool, usize)> {
+    c.bgp.as_ref().map(|b| {
+        (
+            b.api_socket.clone(),
+            b.local_asn,
+            b.box_id,
+            b.import,
+            b.queue_capacity,
+        )
+    })
 }
 
 /// `new` with every restart-only key put back to its value in `old`.

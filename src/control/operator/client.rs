@@ -131,7 +131,10 @@ pub fn render_table(bans: &[BanInfo]) -> String {
         .map(|b| {
             [
                 b.ip.to_string(),
-                b.reason.clone(),
+                match b.announced {
+                    Some(true) => format!("{}, announced", b.reason),
+                    _ => b.reason.clone(),
+                },
                 b.hits.to_string(),
                 timestamp(b.first_seen_ms),
                 remaining(b.remaining_ms),
@@ -205,6 +208,8 @@ mod tests {
             hits,
             expires_ms: remaining_ms.map(|r| 1_795_372_801_000 + r),
             remaining_ms,
+            announced: None,
+            imported_from: None,
         }
     }
 

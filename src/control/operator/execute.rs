@@ -9,13 +9,31 @@ use crate::ban::{BanEntry, BanKey};
 /// Answers `request`; every change is journaled and published before the
 /// reply goes out.
 pub fn execute(bans: &mut BanKeeper, request: &Request, now_ms: u64) -> Reply {
+    execute_with_bgp(bans, None, request, now_ms)
+}
+
+/// [`execute`], with `list` telling which bans BGP announces or imported.
+pub fn execute_with_bgp(
+    bans: &mut BanKeeper,
+    bgp: Option<&crate::bgp::BgpLink>,
+    request: &Request,
+    now_ms: u64,
+) -> Reply {
     match *request {
         Request::List { after, limit } => {
             let limit = limit.unwrap_or(MAX_LIST_PAGE).min(MAX_LIST_PAGE);
             let (page, total) = bans.page(after.map(BanKey::from), limit);
+            let info = |(k, e): &(BanKey, BanEntry)| {
+                let mut info = ban_info(*k, e, now_ms);
+                if let Some(link) = bgp {
+                    info.announced = Some(link.announces(bans, k));
+                    info.imported_from = bans.imported(k).map(|i| i.box_id);
+                }
+                info
+            };
             Reply::Bans {
                 ok: true,
-                bans: page.iter().map(|(k, e)| ban_info(*k, e, now_ms)).collect(),
+                bans: page.iter().map(info).collect(),
                 total,
             }
         }
@@ -56,6 +74,8 @@ pub fn ban_info(key: BanKey, e: &BanEntry, now_ms: u64) -> BanInfo {
         hits: e.hits,
         expires_ms: (!e.is_static).then_some(e.expires_at),
         remaining_ms: e.remaining_ms(now_ms),
+        announced: None,
+        imported_from: None,
     }
 }
 

@@ -55,6 +55,13 @@ pub struct BanInfo {
     pub expires_ms: Option<u64>,
     /// Time left when the reply was made; `None` for a static ban.
     pub remaining_ms: Option<u64>,
+    /// With `bgp:` on: whether this ban is announced (our own, its family
+    /// on, not in never_announce). Absent without BGP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<bool>,
+    /// The box id an imported ban came from (absent for our own bans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<u32>,
 }
 
 /// The answer to one request.
@@ -248,6 +255,8 @@ mod tests {
             hits: 1,
             expires_ms: Some(10),
             remaining_ms: Some(8),
+            announced: None,
+            imported_from: None,
         };
         for reply in [
             Reply::Bans {

@@ -23,11 +23,11 @@ impl Operator {
     }
 
     /// Answers every queued command; never blocks. Called each control tick.
-    pub fn tick(&mut self, bans: &mut BanKeeper, now_ms: u64) {
+    pub fn tick(&mut self, bans: &mut BanKeeper, bgp: Option<&crate::bgp::BgpLink>, now_ms: u64) {
         let Some(server) = &self.server else { return };
         let mut answered = false;
         while let Some(pending) = server.next_request() {
-            let reply = super::execute(bans, &pending.request, now_ms);
+            let reply = super::execute::execute_with_bgp(bans, bgp, &pending.request, now_ms);
             pending.answer(reply);
             answered = true;
         }

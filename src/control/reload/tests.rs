@@ -280,11 +280,11 @@ fn a_log_that_cannot_be_opened_fails_the_reload_whole() {
 fn sighup_only_requests_and_poll_runs_it_once() {
     let mut rig = Rig::start(|d| yaml(d, "", "", ""));
     rig.rewrite(|d| yaml(d, "", "  denylist: [192.0.2.5]\n", ""));
-    rig.reloader.poll(&mut rig.bans, NOW);
+    rig.reloader.poll(&mut rig.bans, None, NOW);
     assert!(rig.hosts().is_empty(), "no request, no reload");
     rig.reloader.request();
-    rig.reloader.poll(&mut rig.bans, NOW);
-    rig.reloader.poll(&mut rig.bans, NOW);
+    rig.reloader.poll(&mut rig.bans, None, NOW);
+    rig.reloader.poll(&mut rig.bans, None, NOW);
     assert_eq!(rig.hosts(), hosts(&[("192.0.2.5", "denylist")]));
     assert_eq!(rig.reloader.counts(), ReloadCounts { ok: 1, failed: 0 });
 }
