@@ -14,6 +14,7 @@
 #   up NAME [DIR]          create the lab (DIR default ${TMPDIR:-/tmp}/bgp-lab-NAME); prints
 #                          KEY=VALUE lines (sockets, namespaces) for the caller
 #   down NAME              stop its daemons, delete its namespaces and DIR (idempotent)
+#   dir NAME               the lab's directory (configs, sockets, logs)
 #   status NAME            namespaces, BGP sessions as BIRD and both gobgpd see them
 #   wait NAME [SECONDS]    until both sessions are Established (default 30 s)
 #   stop-speaker NAME a|b [SIG]   kill that box's gobgpd (SIG default TERM; KILL for -9)
@@ -161,13 +162,14 @@ status() {
 
 cmd=${1:-}
 name=${2:-}
-[ -n "$cmd" ] && [ -n "$name" ] || { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ -n "$cmd" ] && [ -n "$name" ] || { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 2; }
 case "$name" in *[!a-z0-9]*) die "NAME: lower-case letters and digits only" ;; esac
 [ "${#name}" -le 20 ] || die "NAME too long"
 case "$cmd" in
   up) up "$name" "${3:-}" ;;
   down) down "$name" ;;
   status) status "$name" ;;
+  dir) state_dir "$name" ;;
   wait) wait_up "$name" "${3:-30}" ;;
   stop-speaker) kill_pidfile "$(state_dir "$name")/${3:?a or b}/gobgpd.pid" "${4:-TERM}" ;;
   start-speaker) start_speaker "$name" "${3:?a or b}" ;;

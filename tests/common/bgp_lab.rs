@@ -268,10 +268,7 @@ pub fn parse_bird_routes(text: &str) -> BTreeMap<String, BirdRoute> {
                 (line[..end].to_string(), &line[end..])
             } else {
                 let mut it = line.splitn(2, char::is_whitespace);
-                (
-                    it.next().unwrap_or("").to_string(),
-                    it.next().unwrap_or(""),
-                )
+                (it.next().unwrap_or("").to_string(), it.next().unwrap_or(""))
             };
             let kind = rest.split_whitespace().next().unwrap_or("");
             let from = rest
@@ -363,7 +360,9 @@ impl Veth {
             let out = run(Command::new("ip").args(args));
             ok(out, &format!("ip {args:?}"));
         };
-        sh(&["-n", ns, "link", "add", "btbA", "type", "veth", "peer", "name", "btbB"]);
+        sh(&[
+            "-n", ns, "link", "add", "btbA", "type", "veth", "peer", "name", "btbB",
+        ]);
         for dev in ["btbA", "btbB"] {
             sh(&[
                 "netns",
@@ -444,11 +443,8 @@ pub fn udp_frame(src: std::net::IpAddr, dst: std::net::IpAddr, batch: u8, i: u16
             ip.extend_from_slice(&[17, 64]);
             ip.extend_from_slice(&s.octets());
             ip.extend_from_slice(&d.octets());
-            let pseudo = sum16(&s.octets())
-                + sum16(&d.octets())
-                + u32::from(udp_len)
-                + 17
-                + sum16(&udp);
+            let pseudo =
+                sum16(&s.octets()) + sum16(&d.octets()) + u32::from(udp_len) + 17 + sum16(&udp);
             let c = match fold(pseudo) {
                 0 => 0xffff,
                 c => c,
