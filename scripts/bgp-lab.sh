@@ -80,8 +80,8 @@ up() {
   mkdir -p /run/bgp-lab "$dir/a" "$dir/b"
   dir=$(cd "$dir" && pwd)
   echo "$dir" >"/run/bgp-lab/$name"
-  # From here any failure takes down what was made.
-  trap 'echo "bgp-lab: up failed, cleaning up" >&2; down "$name"' ERR
+  # From here any failure (set -e or die) takes down what was made.
+  trap 'echo "bgp-lab: up failed, cleaning up" >&2; down "$name"' EXIT
 
   ip netns add "$name-rtr"
   ip netns add "$name-a"
@@ -110,7 +110,7 @@ up() {
   render "$here/bgp-lab/gobgpd.toml.in" "$dir/b/gobgpd.toml" "$dir" "$B_V4"
   start_speaker "$name" a
   start_speaker "$name" b
-  trap - ERR
+  trap - EXIT
   echo "DIR=$dir"
   echo "BIRD_CTL=$dir/bird.ctl"
   echo "A_API=$dir/a/gobgp.sock"

@@ -6,6 +6,8 @@
 //! - `lab_plumbing_with_the_gobgp_cli`: the lab alone, driven with the gobgp
 //!   CLI: what the router must accept, reject, install in its kernel and
 //!   reflect; what a session flap and a speaker restart do to the routes.
+//! - `the_detection_capture_bans_one_ipv4_and_one_ipv6_host`: no BGP, the
+//!   exact detections the BGP test expects of box A's capture.
 //! - the others start the real binary with a `bgp:` section (the agreed
 //!   schema): A's bans reach the router and B, withdrawals, expiry,
 //!   FlowSpec, and the faults (flap, gobgpd restart, kill -9, 10,000 bans).
@@ -288,14 +290,105 @@ fn lab_plumbing_with_the_gobgp_cli() {
     assert_eq!(lab.kernel_blackholes(), set(&[]));
 }
 
+/// The router's max-prefix: routes beyond the limit are blocked, the
+/// session stays up (what protects a router from a runaway box).
+#[test]
+fn the_routers_prefix_limit_blocks_routes_beyond_it() {
+    skip_without_lab!();
+    let lab = Lab::up_with_max_prefix(Some(3));
+    for i in 1..=5 {
+        let net = format!("203.0.113.{i}/32");
+        lab.gobgp(
+            BoxId::A,
+            &[
+                "global",
+                "rib",
+                "add",
+                &net,
+                "nexthop",
+                "192.0.2.1",
+                "community",
+                "65535:666",
+            ],
+        );
+    }
+    let words = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    poll("all 5 updates at the router", LAB_GUARD, || {
+        words(lab.birdc(&["show", "protocols", "all", "box_a"]))
+            .contains("Import updates: 5 0 0 2 3")
+    });
+    let state = words(lab.birdc(&["show", "protocols", "all", "box_a"]));
+    assert!(
+        state.contains("Import limit: 3 [HIT] Action: block"),
+        "{state}"
+    );
+    assert!(
+        state.contains("box_a BGP --- up"),
+        "the session stays up: {state}"
+    );
+    assert_eq!(lab.bird_count("master4"), 3);
+    assert_eq!(lab.kernel_blackholes().len(), 3);
+}
+
 // ---- the real binary: two boxes A (box_id 1) and B (box_id 2) -------------
 
 /// Two busy-polling daemons per test on a shared machine: one test at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-const BT: &str = "../shared/corpus/ndpi/positive/bittorrent.pcap";
-/// What A's detection bans on `BT` (tests/bans.rs: every packet involves it).
+/// A's traffic: an IPv4 BitTorrent capture, then an IPv6 one.
+const CAPTURES: [&str; 2] = [
+    "../shared/corpus/ndpi/positive/bittorrent.pcap",
+    "../shared/corpus/ndpi/positive/lru_ipv6_caches.pcapng",
+];
+/// What A's detection bans on `CAPTURES` (checked without BGP by
+/// `the_detection_capture_bans_one_ipv4_and_one_ipv6_host`).
 const DETECTED: &str = "192.168.1.3";
+const DETECTED6: &str = "3991:72d:336e:65ec:c5bf:a5fa:83ad:23de";
+
+/// `CAPTURES` in one classic pcap, for one net_pcap port.
+fn detection_capture(s: &Scratch) -> PathBuf {
+    let frames: Vec<Vec<u8>> = CAPTURES
+        .iter()
+        .flat_map(|c| read_packets(&repo().join(c)))
+        .collect();
+    let path = s.path("detect.pcap");
+    write_pcap(&path, &frames);
+    path
+}
+
+/// The detections the BGP test expects of A, without BGP: the same capture
+/// and ban policy ban exactly one IPv4 and one IPv6 host.
+#[test]
+fn the_detection_capture_bans_one_ipv4_and_one_ipv6_host() {
+    let s = Scratch::new("bgp-detect");
+    let capture = detection_capture(&s);
+    let sum = run_with_summary(
+        &s,
+        &format!(
+            "eal:\n  hugepages: false\n  memory_mb: 512\n  file_prefix: {prefix}\n\
+ports:\n  - name: inside\n    device: net_pcap0,rx_pcap={rx}\n    role: inside\n\
+pipeline:\n  control_lcore: 0\n  worker_lcores: [1]\n  stop_after_idle_ms: 400\n\
+metrics:\n  enabled: false\ncontrol:\n  enabled: false\nban:\n  action: ban_host\n  persist: false\n",
+            prefix = s.prefix,
+            rx = capture.display()
+        ),
+    );
+    let banned: BTreeSet<(String, String)> = sum["bans"]["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h[0].as_str().unwrap().to_string(),
+                h[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        banned,
+        pairs(&[(DETECTED, "peer_wire_handshake"), (DETECTED6, "utp")])
+    );
+}
 /// Hang guard for the daemons (start-up, replies).
 const GUARD: Duration = Duration::from_secs(90);
 
@@ -620,7 +713,7 @@ fn a_bans_reach_the_router_and_b_which_enforces_them_until_a_lifts_them() {
         &lab,
         &format!(
             "net_pcap0,rx_pcap={},tx_pcap={}",
-            repo().join(BT).display(),
+            detection_capture(&a.scratch).display(),
             a.scratch.path("out.pcap").display()
         ),
         "",
@@ -646,13 +739,18 @@ fn a_bans_reach_the_router_and_b_which_enforces_them_until_a_lifts_them() {
         "banned 2001:db8::7 (manual) for 1h\n"
     );
     let started = Instant::now();
-    assert_announced_by_a(&lab, &[DETECTED, "203.0.113.7"], &["2001:db8::7"]);
+    assert_announced_by_a(
+        &lab,
+        &[DETECTED, "203.0.113.7"],
+        &[DETECTED6, "2001:db8::7"],
+    );
     eprintln!(
-        "A's 3 bans at the router (RIB and kernel) {:?} after the last bans add",
+        "A's 4 bans at the router (RIB and kernel) {:?} after the last bans add",
         started.elapsed()
     );
     let a_table = pairs(&[
         (DETECTED, "peer_wire_handshake"),
+        (DETECTED6, "utp"),
         ("203.0.113.7", "manual"),
         ("2001:db8::7", "manual"),
     ]);
@@ -670,6 +768,7 @@ fn a_bans_reach_the_router_and_b_which_enforces_them_until_a_lifts_them() {
     // B imports them, naming A; its own table holds nothing else.
     let imported = pairs(&[
         (DETECTED, "bgp:1"),
+        (DETECTED6, "bgp:1"),
         ("203.0.113.7", "bgp:1"),
         ("2001:db8::7", "bgp:1"),
     ]);
@@ -706,11 +805,15 @@ fn a_bans_reach_the_router_and_b_which_enforces_them_until_a_lifts_them() {
         box_a.bans(&["del", "203.0.113.7"]),
         "lifted the ban on 203.0.113.7 (manual)\n"
     );
-    assert_announced_by_a(&lab, &[DETECTED], &["2001:db8::7"]);
+    assert_announced_by_a(&lab, &[DETECTED], &[DETECTED6, "2001:db8::7"]);
     poll_eq(
         "B after A's bans del",
         LAB_GUARD,
-        &pairs(&[(DETECTED, "bgp:1"), ("2001:db8::7", "bgp:1")]),
+        &pairs(&[
+            (DETECTED, "bgp:1"),
+            (DETECTED6, "bgp:1"),
+            ("2001:db8::7", "bgp:1"),
+        ]),
         || box_b.hosts(),
     );
     // ... and B forwards that host's packets again.
@@ -727,12 +830,20 @@ fn a_bans_reach_the_router_and_b_which_enforces_them_until_a_lifts_them() {
         box_a.bans(&["add", "198.51.100.9", "--ttl", "2s"]),
         "banned 198.51.100.9 (manual) for 2s\n"
     );
-    assert_announced_by_a(&lab, &[DETECTED, "198.51.100.9"], &["2001:db8::7"]);
-    assert_announced_by_a(&lab, &[DETECTED], &["2001:db8::7"]);
+    assert_announced_by_a(
+        &lab,
+        &[DETECTED, "198.51.100.9"],
+        &[DETECTED6, "2001:db8::7"],
+    );
+    assert_announced_by_a(&lab, &[DETECTED], &[DETECTED6, "2001:db8::7"]);
     poll_eq(
         "B after the expiry",
         LAB_GUARD,
-        &pairs(&[(DETECTED, "bgp:1"), ("2001:db8::7", "bgp:1")]),
+        &pairs(&[
+            (DETECTED, "bgp:1"),
+            (DETECTED6, "bgp:1"),
+            ("2001:db8::7", "bgp:1"),
+        ]),
         || box_b.hosts(),
     );
 

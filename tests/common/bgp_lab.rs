@@ -83,16 +83,25 @@ impl Lab {
     /// Creates a lab with a name unique to this process and call, and waits
     /// until both boxes' sessions with the router are Established.
     pub fn up() -> Lab {
+        Lab::up_with_max_prefix(None)
+    }
+
+    /// As [`Lab::up`], the router's per-session prefix limit set to `limit`
+    /// (the script's default otherwise).
+    pub fn up_with_max_prefix(limit: Option<u32>) -> Lab {
         static NEXT: AtomicU32 = AtomicU32::new(0);
+        sweep_dead_labs();
         let name = format!(
             "bl{}x{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let out = ok(
-            run(Command::new(script()).args(["up", &name])),
-            "bgp-lab.sh up",
-        );
+        let mut up = Command::new(script());
+        up.args(["up", &name]);
+        if let Some(limit) = limit {
+            up.env("BGP_LAB_MAX_PREFIX", limit.to_string());
+        }
+        let out = ok(run(&mut up), "bgp-lab.sh up");
         let vars: BTreeMap<&str, &str> = out.lines().filter_map(|l| l.split_once('=')).collect();
         let lab = Lab {
             dir: PathBuf::from(vars["DIR"]),
@@ -231,6 +240,31 @@ impl Drop for Lab {
             .args(["down", &self.name])
             .stdout(Stdio::null())
             .status();
+    }
+}
+
+/// Takes down the labs of test processes that died without dropping them
+/// (kill -9 of `cargo test`): their names are `bl<pid>x<n>`, the script
+/// records each lab under /run/bgp-lab.
+fn sweep_dead_labs() {
+    let Ok(entries) = std::fs::read_dir("/run/bgp-lab") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("bl")
+            .and_then(|rest| rest.split_once('x'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new(script())
+                .args(["down", &name])
+                .stdout(Stdio::null())
+                .status();
+        }
     }
 }
 
