@@ -4,10 +4,12 @@
 #   make test   install what is missing, then fmt check, clippy, rustdoc,
 #               every test
 #   make test-docker   the docker testbed end to end (minutes: builds images)
+#   make bgp-demo      the BGP lab (BIRD route reflector + two gobgpd in
+#               namespaces) left running for a demo; root (README "Out of band: BGP")
 CARGO ?= cargo
 RELEASE_BIN := target/release/btblocker
 
-.PHONY: run test deps build check-config check-packaging test-docker fmt clippy doc unit-test clean
+.PHONY: bgp-demo run test deps build check-config check-packaging test-docker fmt clippy doc unit-test clean
 
 deps:
 	@scripts/install-deps.sh
@@ -32,6 +34,21 @@ check-packaging: build
 	else echo "check-packaging: no systemd-analyze, unit not checked"; fi; rm -rf $$(dirname $$unit)
 	@if command -v ruby >/dev/null; then ruby -c Vagrantfile; else echo "check-packaging: no ruby, Vagrantfile not checked"; fi
 	@bash -n scripts/provision-runtime.sh scripts/vagrant-provision.sh scripts/vagrant-send.sh scripts/lib-net.sh scripts/docker-testbed.sh
+
+# The BGP lab of tests/bgp_lab.rs, left up as `demo`: BIRD 2 (route reflector,
+# kernel blackholes, flow4/flow6 tables) and a gobgpd per box, each in its own
+# network namespace on a private bridge. It prints the API sockets for a
+# `bgp:` section and how to look; `scripts/bgp-lab.sh down demo` removes it.
+bgp-demo: deps
+	@scripts/bgp-lab.sh down demo
+	@scripts/bgp-lab.sh up demo
+	@scripts/bgp-lab.sh wait demo 60
+	@scripts/bgp-lab.sh status demo
+	@echo
+	@echo "bgp-demo is up. Point a btblocker at box a:  bgp: {enabled: true, api_socket: $$(scripts/bgp-lab.sh dir demo)/a/gobgp.sock, local_asn: 65001, box_id: 1, next_hop_v4: 192.0.2.1, next_hop_v6: \"100::1\"}"
+	@echo "or announce by hand:  scripts/bgp-lab.sh gobgp demo a global rib add 203.0.113.7/32 nexthop 192.0.2.1 community 65535:666,no-export"
+	@echo "then look:            scripts/bgp-lab.sh birdc demo show route all;  ip -n demo-rtr route show type blackhole;  scripts/bgp-lab.sh gobgp demo b global rib"
+	@echo "stop it:              scripts/bgp-lab.sh down demo"
 
 # Outside `make test`: builds docker images and runs two containers (see README).
 test-docker:
