@@ -72,6 +72,10 @@ pub struct Shard {
     /// Keys the patch that made this shard removed from its predecessor
     /// (0 for a built one): their filter bits are now stale.
     removed: usize,
+    /// For the publisher, which takes it: the keys the patch that made
+    /// this shard inserted or updated (their bits go into the shared
+    /// filter), or `None` for a built shard (all its keys do).
+    added: Option<Box<[BanKey]>>,
 }
 
 impl Shard {
@@ -80,6 +84,7 @@ impl Shard {
             slots: Arc::new([]),
             len: 0,
             removed: 0,
+            added: None,
         }
     }
 
@@ -115,6 +120,7 @@ impl Shard {
             slots,
             len,
             removed: 0,
+            added: None,
         }
     }
 
@@ -145,15 +151,18 @@ impl Shard {
             }
         }
         let removed = self.len - len;
+        let mut added = Vec::new();
         for (key, expires_at) in changes.into_iter().filter(|&(_, e)| e != FREE) {
             if upsert(table, key, expires_at, hasher)? == Upserted::Inserted {
                 len += 1;
             }
+            added.push(key);
         }
         Some(Shard {
             slots,
             len,
             removed,
+            added: Some(added.into_boxed_slice()),
         })
     }
 
@@ -462,15 +471,24 @@ impl SnapshotPublisher {
         let hasher = self.current.hasher;
         let filter_hasher = self.current.filter_hasher;
         let mut shards = self.current.shards.clone();
-        let mut changed = Vec::new();
-        for (index, shard) in replaced {
+        for (index, mut shard) in replaced {
             if let Some(slot) = shards.get_mut(index) {
                 // Exact for a patched shard; a rebuilt one reports 0 removed
                 // and counts its net shrinkage.
                 let removed = shard.removed.max(slot.len.saturating_sub(shard.len));
                 self.stale = self.stale.saturating_add(removed);
+                // Into the shared filter (wasted, harmlessly, if it is
+                // rebuilt below): the keys the patch set, or every key of a
+                // built shard. Taken out, so snapshots keep no key lists.
+                match shard.added.take() {
+                    Some(added) => added
+                        .iter()
+                        .for_each(|key| self.filter.insert(filter_hasher.hash(key))),
+                    None => shard
+                        .key_hashes(&filter_hasher)
+                        .for_each(|hash| self.filter.insert(hash)),
+                }
                 *slot = shard;
-                changed.push(index);
             }
         }
         let len: usize = shards.iter().map(Shard::len).sum();
@@ -480,13 +498,11 @@ impl SnapshotPublisher {
         {
             self.filter = FilterWriter::with_room(filter_room(len));
             self.stale = 0;
-            changed.clear();
-            changed.extend(0..SHARD_COUNT);
-        }
-        for shard in changed.iter().filter_map(|&index| shards.get(index)) {
-            shard
-                .key_hashes(&filter_hasher)
-                .for_each(|hash| self.filter.insert(hash));
+            for shard in &shards {
+                shard
+                    .key_hashes(&filter_hasher)
+                    .for_each(|hash| self.filter.insert(hash));
+            }
         }
         let next = Arc::new(Snapshot {
             len,
