@@ -64,8 +64,8 @@ pub struct FilterHasher {
 impl FilterHasher {
     pub fn new(keys: &KeyHasher) -> Self {
         FilterHasher {
-            seed_lo: keys.hash(&BanKey::from_u128(0x6669_6c74_6572_5f6c_6f)),
-            seed_hi: keys.hash(&BanKey::from_u128(0x6669_6c74_6572_5f68_69)) | 1,
+            seed_lo: keys.hash(&BanKey::from_u128(0x0066_696c_7465_725f_6c6f)),
+            seed_hi: keys.hash(&BanKey::from_u128(0x0066_696c_7465_725f_6869)) | 1,
         }
     }
 
