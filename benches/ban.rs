@@ -1,11 +1,11 @@
-//! Ban machinery benches: the per-packet snapshot lookup (with the shard
-//! filters, and without them as before issue 13, side by side), the
+//! Ban machinery benches: the per-packet snapshot lookup (with the
+//! snapshot's filter, and without it as before issue 13, side by side), the
 //! candidate filters alone, the per-detection ring push, and the control
 //! thread's add → publish → visible latency.
 //!
 //!     cargo bench --no-default-features --bench ban -- --warm-up-time 1 --measurement-time 3
 //!     cargo bench --no-default-features --bench ban -- --warm-up-time 1 --measurement-time 3 'snapshot_lookup|filter_probe'
-use btblocker::ban::filter::{ShardFilter, BITS_PER_KEY};
+use btblocker::ban::filter::{FilterWriter, BITS_PER_KEY};
 use btblocker::ban::{
     event_ring, Allowlist, BanKey, BanTable, BanTableConfig, Confidence, FullPolicy, HostDetection,
     KeyHasher, PayloadPrefix,
@@ -62,7 +62,9 @@ fn table_with(n: usize, rng: &mut Rng) -> (BanTable, Vec<BanKey>) {
 const HIT_EVERY: usize = 100;
 
 /// Per-lookup cost at 0, 10 k and 1 M bans with 1 % hits: `filtered` is
-/// `Snapshot::contains` (shard filter, then slots), `unfiltered` the lookup
+/// `Snapshot::contains` (the snapshot's filter, then slots),
+/// `filtered_pairs` the same keys two at a time through
+/// `Snapshot::contains_either`, `unfiltered` the lookup
 /// as it was before the filter (`contains_unfiltered`), on the same
 /// snapshot and queries. Throughput is per lookup: criterion's "elem/s"
 /// inverted is ns/lookup.
@@ -106,6 +108,19 @@ fn snapshot_lookup(c: &mut Criterion) {
                 burst
                     .iter()
                     .filter(|key| snapshot.contains(key, NOW))
+                    .count()
+            })
+        });
+        // A packet's two hosts in one call (`contains_either`, what the
+        // pipeline asks): 16 packets, so 32 lookups as above.
+        group.bench_with_input(BenchmarkId::new("filtered_pairs", n), &n, |b, _| {
+            b.iter(|| {
+                let snapshot = reader.load();
+                let burst = queries.get(pos..pos + BURST).unwrap_or_default();
+                pos = (pos + BURST) % QUERIES;
+                burst
+                    .chunks_exact(2)
+                    .filter(|pair| snapshot.contains_either(&pair[0], &pair[1], NOW))
                     .count()
             })
         });
@@ -235,7 +250,9 @@ fn filter_probe(c: &mut Criterion) {
             }
         })
         .collect();
-    let blocked = ShardFilter::of(KEYS, banned.iter().copied());
+    let mut writer = FilterWriter::with_room(KEYS);
+    banned.iter().for_each(|&h| writer.insert(h));
+    let blocked = writer.view();
     let bitmaps = [16usize, 32].map(|bits| (bits, HashedBitmap::new(bits, &banned)));
     // False positives over 1 M fresh keys (a random key is almost surely
     // not among the 1 M banned of 2^32).

@@ -11,17 +11,20 @@
 //! snapshot, so a publish after one new ban copies one ~1 k-entry shard
 //! rather than a million-entry set.
 //!
-//! Each shard carries a [`ShardFilter`] (a Bloom filter of its keys, 16 bits
-//! a key, each key's bits in one 64-bit word) that a lookup reads first: most
-//! packets' hosts are not banned, and the filter says so from one word of a
-//! structure 1/24 the slot array's size, so at a million bans the common
-//! lookup stays in the caches. A shard's filter is built and patched with
-//! it (see [`super::filter`]), so it never misses a key the slots hold.
+//! The snapshot carries one membership filter for all its shards (a Bloom
+//! filter, 16 bits a key of room, each key's bits in one 64-bit word) that a
+//! lookup reads first, straight from the snapshot: most packets' hosts are
+//! not banned, and the filter says so from one word of a structure ~1/16 the
+//! slot arrays' size, so at a million bans the common lookup stays in the
+//! caches. Snapshots share the filter; the publisher sets the bits of the
+//! keys each publish brings before it publishes, and builds a fresh one when
+//! removed keys' stale bits pile up (see [`super::filter`]), so it never
+//! misses a key the slots hold.
 //!
 //! Memory is freed on the control thread, never on a worker: the publisher
 //! keeps each replaced snapshot until it holds the only reference, so a
 //! worker's guard drop is a plain decrement, not a `free`.
-use super::filter::ShardFilter;
+use super::filter::{FilterHasher, FilterView, FilterWriter};
 use super::hash::{KeyHasher, SHARD_COUNT};
 use super::key::BanKey;
 use arc_swap::{ArcSwap, Guard};
@@ -34,6 +37,18 @@ const FREE: u64 = 0;
 
 /// Smallest non-empty slot array.
 const MIN_CAPACITY: usize = 8;
+
+/// Smallest filter room (keys): 2 KiB of filter, so a small ban list does
+/// not rebuild its filter every few publishes.
+const MIN_FILTER_ROOM: usize = 1_024;
+
+/// The room a fresh filter gets for `len` keys: half as many again, so the
+/// next rebuild comes after ~`len / 2` adds or removals (a rebuild hashes
+/// every key: O(bans), amortised over as many changes), while the filter
+/// stays ~24 bits a ban (3 MB at a million).
+fn filter_room(len: usize) -> usize {
+    len.saturating_add(len / 2).max(MIN_FILTER_ROOM)
+}
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -53,18 +68,23 @@ struct Slot {
 pub struct Shard {
     /// A power of two long, or empty.
     slots: Arc<[Slot]>,
-    /// Every key in `slots`, plus the stale bits of keys removed since it
-    /// was built (see [`super::filter`]).
-    filter: ShardFilter,
     len: usize,
+    /// Keys the patch that made this shard removed from its predecessor
+    /// (0 for a built one): their filter bits are now stale.
+    removed: usize,
+    /// For the publisher, which takes it: the keys the patch that made
+    /// this shard inserted or updated (their bits go into the shared
+    /// filter), or `None` for a built shard (all its keys do).
+    added: Option<Box<[BanKey]>>,
 }
 
 impl Shard {
     pub fn empty() -> Self {
         Shard {
             slots: Arc::new([]),
-            filter: ShardFilter::empty(),
             len: 0,
+            removed: 0,
+            added: None,
         }
     }
 
@@ -96,20 +116,12 @@ impl Shard {
                 }
             }
         }
-        Shard::with_filter(slots, len, hasher)
-    }
-
-    /// The shard of `slots` (holding `len` keys) with a filter built from
-    /// them, with room for as many keys as the slots may hold (half of them).
-    fn with_filter(slots: Arc<[Slot]>, len: usize, hasher: &KeyHasher) -> Self {
-        let filter = ShardFilter::of(
-            slots.len() / 2,
-            slots
-                .iter()
-                .filter(|slot| slot.expires_at != FREE)
-                .map(|slot| hasher.hash(&slot.key)),
-        );
-        Shard { slots, filter, len }
+        Shard {
+            slots,
+            len,
+            removed: 0,
+            added: None,
+        }
     }
 
     /// A copy of this shard with `changes` applied: `(key, expires_at)`
@@ -139,40 +151,23 @@ impl Shard {
             }
         }
         let removed = self.len - len;
-        for (key, expires_at) in changes.clone().into_iter().filter(|&(_, e)| e != FREE) {
+        let mut added = Vec::new();
+        for (key, expires_at) in changes.into_iter().filter(|&(_, e)| e != FREE) {
             if upsert(table, key, expires_at, hasher)? == Upserted::Inserted {
                 len += 1;
             }
+            added.push(key);
         }
-        // The filter: the old one plus the keys set here (a copy of its few
-        // KiB, not a pass over the slots), until removed keys' stale bits
-        // reach a quarter of the keys; then one built afresh from the slots.
-        if self.filter.is_empty() || self.filter.stale() + removed > len / 4 {
-            return Some(Shard::with_filter(slots, len, hasher));
-        }
-        let filter = self.filter.with_added(
-            changes
-                .into_iter()
-                .filter(|&(_, e)| e != FREE)
-                .map(|(key, _)| hasher.hash(&key)),
+        Some(Shard {
+            slots,
+            len,
             removed,
-        );
-        Some(Shard { slots, filter, len })
+            added: Some(added.into_boxed_slice()),
+        })
     }
 
-    /// When the ban on `key` expires (unix ms), if this shard holds it:
-    /// the filter first, the slots only for a key that passes it.
+    /// When the ban on `key` expires (unix ms), if this shard holds it.
     /// `hash` is `hasher.hash(key)` with the snapshot's hasher.
-    #[inline]
-    fn expiry_of(&self, key: &BanKey, hash: u64) -> Option<u64> {
-        if !self.filter.may_contain(hash) {
-            return None;
-        }
-        self.expiry_in_slots(key, hash)
-    }
-
-    /// As [`Shard::expiry_of`] without the filter: the lookup before it had
-    /// one (kept for the benches' side-by-side).
     #[inline]
     fn expiry_in_slots(&self, key: &BanKey, hash: u64) -> Option<u64> {
         let index = probe(&self.slots, key, hash)?.ok()?;
@@ -192,9 +187,12 @@ impl Shard {
         self.len == 0
     }
 
-    /// Bytes of the shard's filter.
-    pub fn filter_bytes(&self) -> usize {
-        self.filter.bytes()
+    /// The filter hashes of the keys this shard holds.
+    fn key_hashes<'a>(&'a self, hasher: &'a FilterHasher) -> impl Iterator<Item = u64> + 'a {
+        self.slots
+            .iter()
+            .filter(|slot| slot.expires_at != FREE)
+            .map(|slot| hasher.hash(&slot.key))
     }
 
     /// True if both are the same slot array (shared, not copied).
@@ -279,34 +277,74 @@ fn remove(slots: &mut [Slot], key: &BanKey, hasher: &KeyHasher) -> bool {
 }
 
 /// One published, immutable view of the ban table.
+/// `repr(C)`: the fields every lookup reads (`len`, the filter and its
+/// hasher) first, together, rather than wherever the compiler puts them
+/// (after the 24 KiB shard array).
+#[repr(C)]
 pub struct Snapshot {
-    generation: u64,
-    hasher: KeyHasher,
-    shards: [Shard; SHARD_COUNT],
     len: usize,
+    /// Every key the shards hold (plus stale bits): read by every lookup
+    /// first, with `filter_hasher`'s hash.
+    filter: FilterView,
+    filter_hasher: FilterHasher,
+    hasher: KeyHasher,
+    generation: u64,
+    shards: [Shard; SHARD_COUNT],
 }
 
 impl Snapshot {
-    fn empty(hasher: KeyHasher) -> Self {
+    fn empty(hasher: KeyHasher, filter: FilterView) -> Self {
         let empty = Shard::empty();
         Snapshot {
-            generation: 0,
-            hasher,
-            shards: std::array::from_fn(|_| empty.clone()),
             len: 0,
+            filter,
+            filter_hasher: FilterHasher::new(&hasher),
+            hasher,
+            generation: 0,
+            shards: std::array::from_fn(|_| empty.clone()),
         }
     }
 
-    /// True if `key` is banned at `now_ms`. The per-packet check: no
-    /// allocation, no lock, one hash and one line of the shard's filter;
-    /// the slot array only for the ~0.6 % of keys not banned that pass it,
-    /// and for the banned ones.
+    /// True if `key` is banned at `now_ms`. No allocation, no lock, one
+    /// hash and one word of the filter; the slot array only for the <1 % of
+    /// keys not banned that pass it, and for the banned ones.
     #[inline]
     pub fn contains(&self, key: &BanKey, now_ms: u64) -> bool {
-        self.len != 0
-            && self
-                .expiry_of(key)
-                .is_some_and(|expires_at| now_ms < expires_at)
+        if self.len == 0 {
+            return false;
+        }
+        self.filter.may_contain(self.filter_hasher.hash(key))
+            && self.in_force(key, self.hasher.hash(key), now_ms)
+    }
+
+    /// True if `a` or `b` is banned at `now_ms`: the per-packet check of a
+    /// packet's two hosts. Both filter words are loaded before either is
+    /// tested, so their cache misses overlap instead of following each
+    /// other; the slots only for a host that passes.
+    #[inline]
+    pub fn contains_either(&self, a: &BanKey, b: &BanKey, now_ms: u64) -> bool {
+        if self.len == 0 {
+            return false;
+        }
+        let (pass_a, pass_b) = (
+            self.filter.may_contain(self.filter_hasher.hash(a)),
+            self.filter.may_contain(self.filter_hasher.hash(b)),
+        );
+        if !(pass_a | pass_b) {
+            return false;
+        }
+        (pass_a && self.in_force(a, self.hasher.hash(a), now_ms))
+            || (pass_b && self.in_force(b, self.hasher.hash(b), now_ms))
+    }
+
+    /// The slot lookup behind the filter: is `key` (hash `hash`) in its
+    /// shard with a ban in force at `now_ms`?
+    #[inline]
+    fn in_force(&self, key: &BanKey, hash: u64, now_ms: u64) -> bool {
+        self.shards
+            .get(KeyHasher::shard_of_hash(hash))
+            .and_then(|shard| shard.expiry_in_slots(key, hash))
+            .is_some_and(|expires_at| now_ms < expires_at)
     }
 
     /// As [`Snapshot::contains`] but straight to the slot array, without the
@@ -321,20 +359,29 @@ impl Snapshot {
             .is_some_and(|expires_at| now_ms < expires_at)
     }
 
-    /// Bytes of filter over all shards (the part of the snapshot a lookup
-    /// of a host that is not banned reads).
+    /// Bytes of the filter (the part of the snapshot a lookup of a host
+    /// that is not banned reads).
     pub fn filter_bytes(&self) -> usize {
-        self.shards.iter().map(Shard::filter_bytes).sum()
+        self.filter.bytes()
+    }
+
+    /// True if both snapshots read the same filter (one publish added to
+    /// it rather than building a fresh one).
+    pub fn shares_filter_with(&self, other: &Snapshot) -> bool {
+        self.filter.shares_words_with(&other.filter)
     }
 
     /// When the ban on `key` expires (unix ms; `u64::MAX` for a static ban),
     /// whether or not it is still in force.
     #[inline]
     pub fn expiry_of(&self, key: &BanKey) -> Option<u64> {
+        if !self.filter.may_contain(self.filter_hasher.hash(key)) {
+            return None;
+        }
         let hash = self.hasher.hash(key);
         self.shards
             .get(KeyHasher::shard_of_hash(hash))
-            .and_then(|shard| shard.expiry_of(key, hash))
+            .and_then(|shard| shard.expiry_in_slots(key, hash))
     }
 
     /// Publish counter: 0 for the initial empty snapshot, +1 per publish.
@@ -371,16 +418,24 @@ pub struct SnapshotPublisher {
     /// Replaced snapshots that a worker may still hold; freed here, by
     /// [`SnapshotPublisher::reclaim`], once nobody else does.
     retired: Vec<Arc<Snapshot>>,
+    /// The only writer of the current snapshot's filter.
+    filter: FilterWriter,
+    /// Keys removed since `filter` was built whose bits are still set (a
+    /// lower bound: a rebuilt shard counts only its net shrinkage).
+    stale: usize,
 }
 
 impl SnapshotPublisher {
     /// Starts with an empty snapshot of generation 0.
     pub fn new(hasher: KeyHasher) -> Self {
-        let current = Arc::new(Snapshot::empty(hasher));
+        let filter = FilterWriter::with_room(0);
+        let current = Arc::new(Snapshot::empty(hasher, filter.view()));
         SnapshotPublisher {
             shared: Arc::new(ArcSwap::new(Arc::clone(&current))),
             current,
             retired: Vec::new(),
+            filter,
+            stale: 0,
         }
     }
 
@@ -404,22 +459,62 @@ impl SnapshotPublisher {
     /// `(shard index, new shard)` pairs; untouched shards are shared, not
     /// copied. Returns the new generation. Indexes ≥ [`SHARD_COUNT`] are
     /// ignored.
+    ///
+    /// The filter: the replaced shards' keys are added to the shared one
+    /// (O(changed shards), no copy) before the snapshot is published, or,
+    /// once keys and stale bits outgrow its room (or it is 8 times too
+    /// big), a fresh one is built from every shard into the new snapshot.
     pub fn publish<I>(&mut self, replaced: I) -> u64
     where
         I: IntoIterator<Item = (usize, Shard)>,
     {
+        let hasher = self.current.hasher;
+        let filter_hasher = self.current.filter_hasher;
         let mut shards = self.current.shards.clone();
-        for (index, shard) in replaced {
+        for (index, mut shard) in replaced {
             if let Some(slot) = shards.get_mut(index) {
+                // Exact for a patched shard; a rebuilt one reports 0 removed
+                // and counts its net shrinkage.
+                let removed = shard.removed.max(slot.len.saturating_sub(shard.len));
+                self.stale = self.stale.saturating_add(removed);
+                // Into the shared filter (wasted, harmlessly, if it is
+                // rebuilt below): the keys the patch set, or every key of a
+                // built shard. Taken out, so snapshots keep no key lists.
+                match shard.added.take() {
+                    Some(added) => added
+                        .iter()
+                        .for_each(|key| self.filter.insert(filter_hasher.hash(key))),
+                    None => shard
+                        .key_hashes(&filter_hasher)
+                        .for_each(|hash| self.filter.insert(hash)),
+                }
                 *slot = shard;
             }
         }
+        let len: usize = shards.iter().map(Shard::len).sum();
+        let room = self.filter.room();
+        if len.saturating_add(self.stale) > room
+            || room > MIN_FILTER_ROOM.max(len.saturating_mul(8))
+        {
+            self.filter = FilterWriter::with_room(filter_room(len));
+            self.stale = 0;
+            for shard in &shards {
+                shard
+                    .key_hashes(&filter_hasher)
+                    .for_each(|hash| self.filter.insert(hash));
+            }
+        }
         let next = Arc::new(Snapshot {
+            len,
+            filter: self.filter.view(),
+            filter_hasher,
+            hasher,
             generation: self.current.generation.wrapping_add(1),
-            hasher: self.current.hasher,
-            len: shards.iter().map(|s| s.len()).sum(),
             shards,
         });
+        // The filter's bits for `next` are all stored above: the pointer
+        // store below (release) makes them visible to a worker before it
+        // can load `next` (acquire).
         // `store` returns once every reader that loaded the old pointer holds
         // a counted reference to it, so the counts `reclaim` reads are final.
         self.shared.store(Arc::clone(&next));
@@ -501,11 +596,11 @@ mod tests {
         let shard = Shard::build(entries.iter().copied(), &hasher);
         assert_eq!(shard.len(), 500);
         for (k, _) in &entries {
-            assert_eq!(shard.expiry_of(k, hasher.hash(k)), Some(5_000));
+            assert_eq!(shard.expiry_in_slots(k, hasher.hash(k)), Some(5_000));
         }
         for i in 500..1_500 {
             let k = key(i);
-            assert_eq!(shard.expiry_of(&k, hasher.hash(&k)), None);
+            assert_eq!(shard.expiry_in_slots(&k, hasher.hash(&k)), None);
         }
     }
 
@@ -514,7 +609,7 @@ mod tests {
         let hasher = KeyHasher::with_seed(3);
         let shard = Shard::build([(key(1), 0), (key(2), 9)].into_iter(), &hasher);
         assert_eq!(shard.len(), 1);
-        assert_eq!(shard.expiry_of(&key(1), hasher.hash(&key(1))), None);
+        assert_eq!(shard.expiry_in_slots(&key(1), hasher.hash(&key(1))), None);
     }
 
     #[test]
@@ -522,7 +617,7 @@ mod tests {
         let hasher = KeyHasher::with_seed(3);
         let shard = Shard::empty();
         assert!(shard.is_empty());
-        assert_eq!(shard.expiry_of(&key(1), hasher.hash(&key(1))), None);
+        assert_eq!(shard.expiry_in_slots(&key(1), hasher.hash(&key(1))), None);
     }
 
     /// xorshift64: reproducible pseudo-random test data.
@@ -586,22 +681,21 @@ mod tests {
             assert_eq!(shard.len(), model.len(), "round {round}");
             for i in 0..universe as u32 {
                 let k = key(i);
-                let got = shard.expiry_of(&k, hasher.hash(&k));
+                let got = shard.expiry_in_slots(&k, hasher.hash(&k));
                 assert_eq!(got, model.get(&k).copied(), "round {round}, key {i}");
-                assert_eq!(shard.expiry_in_slots(&k, hasher.hash(&k)), got);
-                if model.contains_key(&k) {
-                    assert!(shard.filter.may_contain(hasher.hash(&k)));
-                }
             }
         }
         (patches, rebuilds)
     }
 
     /// Random adds, refreshes, removals and expiries through the real
-    /// table's publish (patched shards and rebuilt ones): after every
-    /// publish, every key the snapshot holds passes its shard's filter, and
-    /// the filtered lookup answers as the unfiltered one and the model, at
-    /// times before and after each ban's expiry.
+    /// table's publish (patched shards and rebuilt ones, the shared filter
+    /// added to and rebuilt): after every publish, every key the snapshot
+    /// holds passes its filter, and the filtered lookups answer as the
+    /// unfiltered one and the model, at times before and after each ban's
+    /// expiry. The previous publish's snapshot, still held, must keep
+    /// answering as its own model while the next one adds to the filter it
+    /// shares.
     #[test]
     fn filter_never_loses_a_key_across_random_publishes() {
         use crate::ban::{Allowlist, BanTable, BanTableConfig};
@@ -614,10 +708,14 @@ mod tests {
         let universe = 6_000u64;
         let mut now = 1_000u64;
         let (mut checked, mut passed_filter) = (0u64, 0u64);
-        for round in 0..60 {
+        let (mut shared, mut fresh) = (0u32, 0u32);
+        let mut previous = (table.reader().load(), model.clone(), now);
+        for round in 0..120 {
+            // Some rounds grow the list, some churn it, some shrink it.
+            let remove_every = [4, 2, 8][round % 3];
             for _ in 0..(next(&mut rng) % 400) {
                 let k = key((next(&mut rng) % universe) as u32);
-                if next(&mut rng).is_multiple_of(4) {
+                if next(&mut rng).is_multiple_of(remove_every) {
                     table.remove(&k);
                     model.remove(&k);
                 } else {
@@ -634,25 +732,44 @@ mod tests {
             table.publish();
             let snap = table.reader().load();
             assert_eq!(snap.len(), model.len(), "round {round}");
+            if snap.generation() != previous.0.generation() {
+                if snap.shares_filter_with(&previous.0) {
+                    shared += 1;
+                } else {
+                    fresh += 1;
+                }
+            }
             for i in 0..universe as u32 {
                 let k = key(i);
-                let hash = hasher.hash(&k);
-                let shard = snap.shard(hasher.shard_of(&k)).unwrap();
+                let hash = FilterHasher::new(&hasher).hash(&k);
                 if let Some(&expiry) = model.get(&k) {
-                    assert!(shard.filter.may_contain(hash), "round {round}, key {i}");
+                    assert!(snap.filter.may_contain(hash), "round {round}, key {i}");
                     assert_eq!(snap.expiry_of(&k), Some(expiry), "round {round}, key {i}");
                 } else {
-                    passed_filter += u64::from(shard.filter.may_contain(hash));
+                    passed_filter += u64::from(snap.filter.may_contain(hash));
                 }
                 for at in [now, now + 2_500, now + 6_000] {
                     let want = model.get(&k).is_some_and(|&e| at < e);
                     assert_eq!(snap.contains(&k, at), want, "round {round}, key {i}");
                     assert_eq!(snap.contains_unfiltered(&k, at), want);
+                    let other = key((i + 1) % universe as u32);
+                    let want_either = want || model.get(&other).is_some_and(|&e| at < e);
+                    assert_eq!(snap.contains_either(&k, &other, at), want_either);
                 }
+                let (old, old_model, old_now) = &previous;
+                let want = old_model.get(&k).is_some_and(|&e| *old_now < e);
+                assert_eq!(
+                    old.contains(&k, *old_now),
+                    want,
+                    "round {round}, old, key {i}"
+                );
                 checked += 1;
             }
+            previous = (snap, model.clone(), now);
         }
-        assert_eq!(checked, 60 * universe);
+        assert_eq!(checked, 120 * universe);
+        // Both ways of publishing the filter were taken, several times.
+        assert!(shared >= 20 && fresh >= 3, "{shared} shared, {fresh} fresh");
         // Not the point of the test, but a filter that passes everything
         // would pass it too.
         assert!(passed_filter * 20 < checked, "{passed_filter} passed");

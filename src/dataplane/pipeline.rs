@@ -331,10 +331,12 @@ impl<S: EventSink> Pipeline<S> {
     #[inline]
     fn is_banned(&self, packet: &Packet<'_>, burst: &Burst<'_>) -> bool {
         match burst.bans {
-            Some(snap) if self.action == BanAction::BanHost && !snap.is_empty() => {
-                snap.contains(&BanKey::from(packet.src), burst.unix_ms)
-                    || snap.contains(&BanKey::from(packet.dst), burst.unix_ms)
-            }
+            Some(snap) if self.action == BanAction::BanHost && !snap.is_empty() => snap
+                .contains_either(
+                    &BanKey::from(packet.src),
+                    &BanKey::from(packet.dst),
+                    burst.unix_ms,
+                ),
             _ => false,
         }
     }
