@@ -155,7 +155,7 @@ fn an_unknown_section_is_refused() {
     assert_refused(
         "bans-section",
         &ports_and(&["bans:", "  seconds: 60"]),
-        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control (line 8)",
+        "bans: unknown key, expected one of: eal, ports, pipeline, flows, dpi, ban, networks, log, metrics, control, bgp (line 8)",
     );
 }
 
