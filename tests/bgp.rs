@@ -313,13 +313,26 @@ box_id: 7\n  next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n  max_announced:
     // Tick time with 10 k announcements in flight vs without BGP.
     let gobgpd = Gobgpd::start(&s, &api);
     let mut base = 1_000_000u32;
-    let mut run = |with_bgp: bool| -> Vec<Duration> {
+    // Wall time per tick, and the time the control thread was on a CPU during
+    // it (/proc/thread-self/schedstat, first field, ns): a tick that waits or
+    // works shows in both, one preempted by other threads only in the wall time.
+    let on_cpu = || -> Duration {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+        Duration::from_nanos(
+            s.split_whitespace()
+                .next()
+                .and_then(|f| f.parse().ok())
+                .unwrap_or(0),
+        )
+    };
+    let mut run = |with_bgp: bool| -> (Vec<Duration>, Vec<Duration>) {
         let cfg = btblocker::config::from_str(&yaml(200_000)).unwrap();
         let now = btblocker::clock::unix_now_ms();
         let mut keeper = BanKeeper::start(&cfg.ban, &cfg.networks, now).unwrap();
         let mut link =
             with_bgp.then(|| BgpLink::start(cfg.bgp.as_ref().unwrap(), &mut keeper).unwrap());
         let mut ticks = Vec::new();
+        let mut cpu = Vec::new();
         // 10,000 bans over 100 ticks of 1 ms, then 400 more ticks while they drain.
         for t in 0..500u32 {
             if t < 100 {
@@ -329,6 +342,7 @@ box_id: 7\n  next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n  max_announced:
                         .unwrap();
                 }
             }
+            let cpu_start = on_cpu();
             let start = Instant::now();
             let now = btblocker::clock::unix_now_ms();
             keeper.tick(now);
@@ -336,6 +350,7 @@ box_id: 7\n  next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n  max_announced:
                 l.tick(&mut keeper, now);
             }
             ticks.push(start.elapsed());
+            cpu.push(on_cpu().saturating_sub(cpu_start));
             std::thread::sleep(Duration::from_millis(1));
         }
         base += 20_000;
@@ -343,14 +358,15 @@ box_id: 7\n  next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n  max_announced:
             l.stop();
         }
         ticks.sort();
-        ticks
+        cpu.sort();
+        (ticks, cpu)
     };
     let pct = |v: &[Duration], p: f64| v[((v.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e6;
     for round in 0..3 {
         for with_bgp in [false, true] {
-            let t = run(with_bgp);
+            let (t, c) = run(with_bgp);
             eprintln!(
-                "bgp bench: round {round} {}: tick p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+                "bgp bench: round {round} {}: tick wall p50 {:.1} us, p99 {:.1} us, max {:.1} us; on CPU p50 {:.1} us, p99 {:.1} us, max {:.1} us",
                 if with_bgp {
                     "bgp, 10k in flight"
                 } else {
@@ -358,7 +374,10 @@ box_id: 7\n  next_hop_v4: 192.0.2.1\n  next_hop_v6: \"100::1\"\n  max_announced:
                 },
                 pct(&t, 0.5),
                 pct(&t, 0.99),
-                pct(&t, 1.0)
+                pct(&t, 1.0),
+                pct(&c, 0.5),
+                pct(&c, 0.99),
+                pct(&c, 1.0)
             );
         }
     }
