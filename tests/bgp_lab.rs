@@ -10,7 +10,9 @@
 //!   exact detections the BGP test expects of box A's capture.
 //! - the others start the real binary with a `bgp:` section (the agreed
 //!   schema): A's bans reach the router and B, withdrawals, expiry,
-//!   FlowSpec, and the faults (flap, gobgpd restart, kill -9, 10,000 bans).
+//!   FlowSpec, and the faults (flap, gobgpd restart, kill -9, 10,000 bans);
+//!   operations: max_announced, a SIGHUP of communities and never_announce,
+//!   on_session_loss keep and drop, and the `btblocker_bgp_*` metrics.
 //!
 //! Needs root and bird2 + gobgpd (scripts/install-deps.sh): otherwise each
 //! test prints why and passes without asserting. The binary tests also skip
@@ -1128,4 +1130,248 @@ fn ten_thousand_bans_announced_and_withdrawn_exactly() {
         start.elapsed()
     );
     assert_eq!(lab.kernel_blackholes(), set(&[]));
+}
+
+// ---- operations: metrics, max_announced, SIGHUP, on_session_loss ----------
+
+/// `config` with the Prometheus endpoint on 127.0.0.1:`port` of the box's
+/// namespace (each box has its own loopback).
+fn with_metrics(config: PathBuf, port: u16) -> PathBuf {
+    let yaml = std::fs::read_to_string(&config).unwrap().replace(
+        "metrics:\n  enabled: false\n",
+        &format!("metrics:\n  listen: 127.0.0.1:{port}\n"),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    config
+}
+
+/// The `btblocker_bgp_*` series of the daemon in `ns` (prefix left off),
+/// scraped with curl from inside the namespace; empty while it does not answer.
+fn bgp_metrics(ns: &str, port: u16) -> BTreeMap<String, u64> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-sf", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.strip_prefix("btblocker_bgp_")?.split_once(' ')?;
+            Some((name.to_string(), value.trim().parse::<f64>().ok()? as u64))
+        })
+        .collect()
+}
+
+/// The `names` of [`bgp_metrics`], polled until they equal `want`.
+fn poll_metrics(what: &str, ns: &str, port: u16, want: &[(&str, u64)]) {
+    let want: BTreeMap<String, u64> = want.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    poll_eq(what, LAB_GUARD, &want, || {
+        let got = bgp_metrics(ns, port);
+        want.keys()
+            .filter_map(|k| Some((k.clone(), *got.get(k)?)))
+            .collect()
+    });
+}
+
+/// The router's routes from box A with their communities (sorted), both families.
+fn communities_at_router(lab: &Lab) -> BTreeMap<String, String> {
+    lab.bird_routes("master4")
+        .into_iter()
+        .chain(lab.bird_routes("master6"))
+        .map(|(net, r)| {
+            let mut c: Vec<&str> = r.communities.split_whitespace().collect();
+            c.sort_unstable();
+            (net, c.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab_or_skip!();
+    let (port_a, port_b) = (9977, 9978);
+    let a = BoxSetup::new(BoxId::A, 1, "bgp-ops");
+    let b = BoxSetup::new(BoxId::B, 2, "bgp-ops");
+    let cfg_a = with_metrics(
+        a.config(
+            &lab,
+            &idle_device(&a.scratch),
+            "  max_announced: 3\n  never_announce: [\"198.51.100.0/24\"]\n",
+        ),
+        port_a,
+    );
+    let cfg_b = with_metrics(
+        b.config(&lab, &idle_device(&b.scratch), "  on_session_loss: keep\n"),
+        port_b,
+    );
+    let box_a = a.start(&lab, &cfg_a);
+    let mut box_b = b.start(&lab, &cfg_b);
+
+    // never_announce and max_announced: banned locally, not announced.
+    for ip in ["203.0.113.1", "203.0.113.2", "2001:db8::1", "198.51.100.9"] {
+        box_a.bans(&["add", ip, "--ttl", "1h"]);
+    }
+    assert_announced_by_a(&lab, &["203.0.113.1", "203.0.113.2"], &["2001:db8::1"]);
+    box_a.bans(&["add", "203.0.113.4", "--ttl", "1h"]);
+    let ns_a = lab.ns_a.clone();
+    poll_metrics(
+        "A's metrics after the refusal",
+        &ns_a,
+        port_a,
+        &[
+            ("announced_total", 3),
+            ("withdrawn_total", 0),
+            ("announced_routes", 3),
+            ("rib_difference", 0),
+            ("refused_total", 1),
+            ("session_up", 1),
+            ("imported_total", 0),
+            ("queue_full_total", 0),
+            ("queue_depth", 0),
+        ],
+    );
+    assert_announced_by_a(&lab, &["203.0.113.1", "203.0.113.2"], &["2001:db8::1"]);
+    assert_eq!(
+        box_a.hosts(),
+        pairs(&[
+            ("203.0.113.1", "manual"),
+            ("203.0.113.2", "manual"),
+            ("2001:db8::1", "manual"),
+            ("198.51.100.9", "manual"),
+            ("203.0.113.4", "manual"),
+        ]),
+        "refused or never announced, still banned here"
+    );
+
+    // SIGHUP: a new community re-announces every route with it, a new
+    // never_announce withdraws 203.0.113.2, which makes room for 203.0.113.4.
+    let yaml = std::fs::read_to_string(&cfg_a)
+        .unwrap()
+        .replace(
+            "communities: [\"65535:666\", \"no-export\"]",
+            "communities: [\"65535:666\", \"no-export\", \"65001:42\"]",
+        )
+        .replace(
+            "never_announce: [\"198.51.100.0/24\"]",
+            "never_announce: [\"198.51.100.0/24\", \"203.0.113.2/32\"]",
+        );
+    std::fs::write(&cfg_a, yaml).unwrap();
+    box_a.signal("-HUP");
+    let with_42 = "(65001,42) (65535,65281) (65535,666)".to_string();
+    poll_eq(
+        "the router after the reload",
+        LAB_GUARD,
+        &["203.0.113.1/32", "203.0.113.4/32", "2001:db8::1/128"]
+            .iter()
+            .map(|n| (n.to_string(), with_42.clone()))
+            .collect(),
+        || communities_at_router(&lab),
+    );
+    poll_metrics(
+        "A's metrics after the reload",
+        &ns_a,
+        port_a,
+        &[
+            // 3, then all 3 of the new set again (new attributes).
+            ("announced_total", 6),
+            ("withdrawn_total", 1),
+            ("announced_routes", 3),
+            ("rib_difference", 0),
+            ("refused_total", 1),
+        ],
+    );
+    let imported = pairs(&[
+        ("203.0.113.1", "bgp:1"),
+        ("203.0.113.4", "bgp:1"),
+        ("2001:db8::1", "bgp:1"),
+    ]);
+    poll_eq("B's table", LAB_GUARD, &imported, || box_b.hosts());
+
+    // on_session_loss: keep. B's session with the router goes down: its
+    // gobgpd withdraws every path, then reports the peer down; B keeps the bans.
+    let ns_b = lab.ns_b.clone();
+    let loss = |port: u16| {
+        lab.birdc(&["disable", "box_b"]);
+        poll_eq(
+            "B's gobgpd RIB after the loss",
+            LAB_GUARD,
+            &set(&[]),
+            || nets(&lab.gobgp_rib(BoxId::B, "ipv4")),
+        );
+        poll_metrics("B's session down", &ns_b, port, &[("session_up", 0)]);
+    };
+    let back = |port: u16| {
+        lab.birdc(&["enable", "box_b"]);
+        lab.wait_established();
+        poll_metrics("B's session up", &ns_b, port, &[("session_up", 1)]);
+    };
+    // 3 learned, then the reload: 2 refreshed, 203.0.113.4 learned, 203.0.113.2 lifted.
+    poll_metrics(
+        "B's imports",
+        &ns_b,
+        port_b,
+        &[("imported_total", 6), ("import_withdrawn_total", 1)],
+    );
+    loss(port_b);
+    assert_eq!(box_b.hosts(), imported, "kept while the session is down");
+    back(port_b);
+    // The paths come back and refresh the kept bans; none was ever lifted.
+    poll_metrics(
+        "B's imports after the session came back",
+        &ns_b,
+        port_b,
+        &[
+            ("imported_total", 9),
+            ("import_withdrawn_total", 1),
+            ("announced_routes", 0),
+        ],
+    );
+    assert_eq!(box_b.hosts(), imported);
+
+    // on_session_loss: drop. The bans leave with the session, come back with it.
+    let _ = box_b.stop();
+    let cfg_b = with_metrics(
+        b.config(&lab, &idle_device(&b.scratch), "  on_session_loss: drop\n"),
+        port_b + 1,
+    );
+    box_b = b.start(&lab, &cfg_b);
+    poll_eq("B's table (drop)", LAB_GUARD, &imported, || box_b.hosts());
+    loss(port_b + 1);
+    poll_eq("B's table after the loss", LAB_GUARD, &pairs(&[]), || {
+        box_b.hosts()
+    });
+    back(port_b + 1);
+    poll_eq(
+        "B's table when the session is back",
+        LAB_GUARD,
+        &imported,
+        || box_b.hosts(),
+    );
+    poll_metrics(
+        "B's imports (drop)",
+        &ns_b,
+        port_b + 1,
+        &[("imported_total", 6), ("import_withdrawn_total", 3)],
+    );
+
+    // A's gobgpd dies: session_up 0; it comes back empty: A reconciles.
+    lab.stop_speaker(BoxId::A, "KILL");
+    poll_metrics("A's session down", &ns_a, port_a, &[("session_up", 0)]);
+    lab.start_speaker(BoxId::A);
+    poll_metrics(
+        "A after gobgpd's restart",
+        &ns_a,
+        port_a,
+        &[
+            ("session_up", 1),
+            ("announced_total", 9),
+            ("withdrawn_total", 1),
+            ("announced_routes", 3),
+            ("rib_difference", 0),
+            ("refused_total", 1),
+        ],
+    );
+    let _ = box_b.stop();
+    let _ = box_a.stop();
 }

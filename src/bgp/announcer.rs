@@ -36,8 +36,10 @@ pub enum Command {
     Withdraw(IpAddr),
     /// The whole set of bans to announce (after a full queue, a reload).
     Replace(Vec<(IpAddr, u32)>),
-    /// New route settings (SIGHUP): every route is rebuilt.
-    Settings(RouteSettings),
+    /// New route settings (SIGHUP) and the whole set under them (a new
+    /// never_announce may change it): every route is re-announced, since
+    /// the RIB's copy carries the old communities / next hop.
+    Settings(RouteSettings, Vec<(IpAddr, u32)>),
     /// Stop; withdraw our routes first when asked.
     Shutdown {
         withdraw: bool,
@@ -74,6 +76,9 @@ struct Announcer {
     next_connect: Instant,
     /// `held` may be wrong: list the RIB before the next send.
     reconcile: bool,
+    /// The settings changed: the next reconciliation re-announces every
+    /// route, not only those missing or with another expiry.
+    reannounce: bool,
     /// Addresses whose routes changed since the last send.
     touched: Vec<IpAddr>,
     peers_up: usize,
@@ -101,6 +106,7 @@ pub fn run(setup: AnnouncerSetup, rx: Receiver<Command>) {
         watch: None,
         next_connect: Instant::now(),
         reconcile: true,
+        reannounce: false,
         touched: Vec::new(),
         peers_up: 0,
         pending_unbans: Vec::new(),
@@ -176,19 +182,23 @@ impl Announcer {
                 self.desired.remove(&ip);
                 self.touch(ip);
             }
-            Command::Replace(all) => {
-                let max = self.setup.max_announced;
-                BgpStats::add(&self.setup.stats.refused, all.len().saturating_sub(max));
-                self.desired = all.into_iter().take(max).collect();
-                self.reconcile = true;
-            }
-            Command::Settings(s) => {
+            Command::Replace(all) => self.replace(all),
+            Command::Settings(s, all) => {
                 self.setup.settings = s;
-                self.reconcile = true;
+                self.replace(all);
+                self.reannounce = true;
             }
             Command::Shutdown { withdraw } => return Some(withdraw),
         }
         None
+    }
+
+    /// The whole set to announce, up to `max_announced`; reconciled next.
+    fn replace(&mut self, all: Vec<(IpAddr, u32)>) {
+        let max = self.setup.max_announced;
+        BgpStats::add(&self.setup.stats.refused, all.len().saturating_sub(max));
+        self.desired = all.into_iter().take(max).collect();
+        self.reconcile = true;
     }
 
     /// Notes an address to send; not needed (nor kept, so a long outage
@@ -291,7 +301,13 @@ impl Announcer {
                 Ok(held) => {
                     self.held = held;
                     BgpStats::add(&self.setup.stats.reconciles, 1);
-                    reconcile::diff(&self.desired_routes(), &self.held)
+                    let desired = self.desired_routes();
+                    let mut diff = reconcile::diff(&desired, &self.held);
+                    if self.reannounce {
+                        // Held routes carry the old attributes: replace them all.
+                        diff.announce = reconcile::diff(&desired, &Routes::default()).announce;
+                    }
+                    diff
                 }
                 Err(e) => return self.lost("listing our routes", &e),
             }
@@ -330,6 +346,9 @@ impl Announcer {
         let Some(api) = &mut self.api else { return };
         match client::send(api, paths).await {
             Ok(()) => {
+                if was_reconcile {
+                    self.reannounce = false;
+                }
                 for k in &diff.withdraw {
                     self.held.remove(k);
                 }

@@ -189,7 +189,7 @@ impl BgpLink {
     /// A reload: new communities / next hops re-announce every route, a
     /// new never_announce withdraws or announces what it changed. Keys
     /// fixed for the run (socket, AS, box id, import, queue) are kept.
-    pub fn reconfigure(&mut self, cfg: &BgpConfig) -> bool {
+    pub fn reconfigure(&mut self, cfg: &BgpConfig, bans: &BanKeeper) -> bool {
         let settings = RouteSettings {
             local_asn: self.settings.local_asn,
             box_id: self.settings.box_id,
@@ -200,15 +200,24 @@ impl BgpLink {
         if !never_changed && !settings_changed {
             return false;
         }
-        if settings_changed && self.send(Command::Settings(settings.clone())) {
-            self.settings = settings;
-        } else if settings_changed {
-            return false;
+        let old_never = std::mem::replace(
+            &mut self.never,
+            Allowlist::new(cfg.never_announce.iter().copied()),
+        );
+        if settings_changed {
+            // One command with the set under the new never_announce: the
+            // thread re-announces once, not once per setting and once per set.
+            let old = std::mem::replace(&mut self.settings, settings.clone());
+            if !self.send(Command::Settings(settings, self.desired(bans))) {
+                self.settings = old;
+                self.never = old_never;
+                return false;
+            }
+        } else {
+            self.replay = true;
         }
-        self.never = Allowlist::new(cfg.never_announce.iter().copied());
         self.config.never_announce = cfg.never_announce.clone();
         self.config.communities = cfg.communities.clone();
-        self.replay = true;
         true
     }
 

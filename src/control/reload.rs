@@ -106,7 +106,7 @@ impl Reloader {
         match self.reload(bans, now_ms) {
             Ok(report) => {
                 if let (Some(link), Some(b)) = (bgp, &self.in_force.bgp) {
-                    if link.reconfigure(b) {
+                    if link.reconfigure(b, bans) {
                         info!("config reload: bgp route settings / never_announce applied: re-announcing");
                     }
                 }
