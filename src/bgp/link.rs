@@ -33,6 +33,9 @@ pub struct BgpLink {
     stats: Arc<BgpStats>,
     /// A command did not fit: replay the whole set when there is room.
     replay: bool,
+    /// A reload's new settings did not fit in the queue: send them (with
+    /// the whole set) when there is room, so a SIGHUP is never lost.
+    settings_pending: bool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -80,6 +83,7 @@ impl BgpLink {
             never: Allowlist::new(cfg.never_announce.iter().copied()),
             stats,
             replay: true,
+            settings_pending: false,
             thread: Some(thread),
         })
     }
@@ -96,7 +100,14 @@ impl BgpLink {
     pub fn tick(&mut self, bans: &mut BanKeeper, now_ms: u64) {
         self.apply_imports(bans, now_ms);
         let changes = bans.take_changes();
-        if self.replay {
+        if self.settings_pending {
+            // The set sent with the settings supersedes the changes and any replay.
+            let cmd = Command::Settings(self.settings.clone(), self.desired(bans));
+            if self.tx.capacity() > 0 && self.send(cmd) {
+                self.settings_pending = false;
+                self.replay = false;
+            }
+        } else if self.replay {
             // The whole set supersedes the changes.
             if self.tx.capacity() > 0 && self.send(Command::Replace(self.desired(bans))) {
                 self.replay = false;
@@ -188,7 +199,8 @@ impl BgpLink {
 
     /// A reload: new communities / next hops re-announce every route, a
     /// new never_announce withdraws or announces what it changed. Keys
-    /// fixed for the run (socket, AS, box id, import, queue) are kept.
+    /// fixed for the run (socket, AS, box id, import, queue) are kept. A
+    /// change that finds the queue full is sent on a later tick, never lost.
     pub fn reconfigure(&mut self, cfg: &BgpConfig, bans: &BanKeeper) -> bool {
         let settings = RouteSettings {
             local_asn: self.settings.local_asn,
@@ -200,18 +212,13 @@ impl BgpLink {
         if !never_changed && !settings_changed {
             return false;
         }
-        let old_never = std::mem::replace(
-            &mut self.never,
-            Allowlist::new(cfg.never_announce.iter().copied()),
-        );
+        self.never = Allowlist::new(cfg.never_announce.iter().copied());
         if settings_changed {
             // One command with the set under the new never_announce: the
             // thread re-announces once, not once per setting and once per set.
-            let old = std::mem::replace(&mut self.settings, settings.clone());
+            self.settings = settings.clone();
             if !self.send(Command::Settings(settings, self.desired(bans))) {
-                self.settings = old;
-                self.never = old_never;
-                return false;
+                self.settings_pending = true;
             }
         } else {
             self.replay = true;
