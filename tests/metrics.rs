@@ -319,14 +319,71 @@ fn publishes_exact_values() {
     assert_eq!(e.samples[reloads].len(), 2);
 }
 
+/// The BGP thread's counters, each a distinct value so a swapped series shows.
+fn bgp_counts() -> btblocker::bgp::BgpCounts {
+    btblocker::bgp::BgpCounts {
+        announced: 11,
+        withdrawn: 3,
+        imported: 7,
+        import_withdrawn: 2,
+        queue_full: 1,
+        errors: 4,
+        reconciles: 5,
+        refused: 6,
+        session_up: 1,
+        api_up: 1,
+        announced_routes: 8,
+        rib_difference: 0,
+        queue_depth: 9,
+    }
+}
+
+#[test]
+fn bgp_series_carry_the_bgp_threads_counts() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let m = Metrics::describe();
+        m.publish(&run_summary(), None, None);
+        m.publish_bgp(&bgp_counts());
+    });
+    let e = Exposition::parse(&handle.render());
+    let v = |name: &str| e.value(name, &[]);
+    assert_eq!(v("btblocker_bgp_announced_total"), 11.0);
+    assert_eq!(v("btblocker_bgp_withdrawn_total"), 3.0);
+    assert_eq!(v("btblocker_bgp_imported_total"), 7.0);
+    assert_eq!(v("btblocker_bgp_import_withdrawn_total"), 2.0);
+    assert_eq!(v("btblocker_bgp_queue_full_total"), 1.0);
+    assert_eq!(v("btblocker_bgp_errors_total"), 4.0);
+    assert_eq!(v("btblocker_bgp_reconciles_total"), 5.0);
+    assert_eq!(v("btblocker_bgp_refused_total"), 6.0);
+    assert_eq!(v("btblocker_bgp_session_up"), 1.0);
+    assert_eq!(v("btblocker_bgp_announced_routes"), 8.0);
+    assert_eq!(v("btblocker_bgp_rib_difference"), 0.0);
+    assert_eq!(v("btblocker_bgp_queue_depth"), 9.0);
+}
+
+#[test]
+fn without_bgp_no_bgp_series_is_rendered() {
+    let e = publish_all(&[(run_summary(), Some(ban_summary()), None)]);
+    assert!(e.samples.keys().all(|k| !k.starts_with("btblocker_bgp_")));
+}
+
 #[test]
 fn names_follow_prometheus_conventions() {
-    let e = publish_all(&[(
-        run_summary(),
-        Some(ban_summary()),
-        Some(Duration::from_millis(1)),
-    )]);
-    // With bans and a latency, every described metric has samples, and
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let m = Metrics::describe();
+        m.publish(
+            &run_summary(),
+            Some(&ban_summary()),
+            Some(Duration::from_millis(1)),
+        );
+        m.publish_bgp(&bgp_counts());
+    });
+    let e = Exposition::parse(&handle.render());
+    // With bans, a latency and BGP, every described metric has samples, and
     // nothing undescribed does.
     let described: BTreeMap<&str, Kind> = DESCRIPTIONS.iter().map(|d| (d.0, d.1)).collect();
     assert_eq!(described.len(), DESCRIPTIONS.len(), "no name twice");
