@@ -1243,6 +1243,25 @@ fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
         ]),
         "refused or never announced, still banned here"
     );
+    // `bans list` says which are announced: the three in the RIB, not the
+    // never_announce one nor the one max_announced refused.
+    let announced: BTreeSet<String> = ["203.0.113.1", "203.0.113.2", "2001:db8::1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    poll_eq(
+        "A's announced bans in bans list",
+        LAB_GUARD,
+        &announced,
+        || {
+            box_a
+                .list()
+                .iter()
+                .filter(|b| b["announced"] == true)
+                .map(|b| b["ip"].as_str().unwrap().to_string())
+                .collect()
+        },
+    );
 
     // SIGHUP: a new community re-announces every route with it, a new
     // never_announce withdraws 203.0.113.2, which makes room for 203.0.113.4.

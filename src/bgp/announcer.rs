@@ -10,6 +10,7 @@
 //! change or a full replay from the control loop — it reconciles: lists
 //! our routes in the RIB and sends the difference. So a command is never
 //! lost, only applied later.
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -79,6 +80,8 @@ struct Announcer {
     /// The settings changed: the next reconciliation re-announces every
     /// route, not only those missing or with another expiry.
     reannounce: bool,
+    /// `desired` changed since `announced_hosts` was last published.
+    announced_dirty: bool,
     /// Addresses whose routes changed since the last send.
     touched: Vec<IpAddr>,
     peers_up: usize,
@@ -107,6 +110,7 @@ pub fn run(setup: AnnouncerSetup, rx: Receiver<Command>) {
         next_connect: Instant::now(),
         reconcile: true,
         reannounce: false,
+        announced_dirty: true,
         touched: Vec::new(),
         peers_up: 0,
         pending_unbans: Vec::new(),
@@ -149,6 +153,7 @@ impl Announcer {
                 }
                 _ = tick.tick() => {
                     ticks += 1;
+                    self.publish_announced();
                     self.flush_unbans(false);
                     if self.api.is_none() {
                         if Instant::now() >= self.next_connect {
@@ -175,11 +180,11 @@ impl Announcer {
                     BgpStats::add(&self.setup.stats.refused, 1);
                     return None;
                 }
-                self.desired.insert(ip, expires_s);
+                self.announced_dirty |= self.desired.insert(ip, expires_s).is_none();
                 self.touch(ip);
             }
             Command::Withdraw(ip) => {
-                self.desired.remove(&ip);
+                self.announced_dirty |= self.desired.remove(&ip).is_some();
                 self.touch(ip);
             }
             Command::Replace(all) => self.replace(all),
@@ -193,11 +198,22 @@ impl Announcer {
         None
     }
 
+    /// Republishes the announced hosts for `bans list`, when they changed.
+    /// (At most once a tick: a copy of the set, not per command.)
+    fn publish_announced(&mut self) {
+        if self.announced_dirty {
+            let hosts: HashSet<IpAddr> = self.desired.keys().copied().collect();
+            self.setup.stats.announced_hosts.store(Arc::new(hosts));
+            self.announced_dirty = false;
+        }
+    }
+
     /// The whole set to announce, up to `max_announced`; reconciled next.
     fn replace(&mut self, all: Vec<(IpAddr, u32)>) {
         let max = self.setup.max_announced;
         BgpStats::add(&self.setup.stats.refused, all.len().saturating_sub(max));
         self.desired = all.into_iter().take(max).collect();
+        self.announced_dirty = true;
         self.reconcile = true;
     }
 

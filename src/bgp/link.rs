@@ -88,6 +88,12 @@ impl BgpLink {
         })
     }
 
+    /// Whether the BGP thread announces `key` (policy, then `max_announced`,
+    /// as of its last tick): what `bans list` shows.
+    pub fn announced(&self, key: &BanKey) -> bool {
+        self.stats.announced_hosts.load().contains(&key.to_ip())
+    }
+
     /// Whether our ban of `key` is one we announce (its family on, not in
     /// never_announce, not imported).
     pub fn announces(&self, bans: &BanKeeper, key: &BanKey) -> bool {

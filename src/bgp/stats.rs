@@ -1,6 +1,10 @@
 //! Counters the BGP thread and the control loop share with the metrics
 //! export: plain atomics, written by one side, read at each stats interval.
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use arc_swap::ArcSwap;
 
 /// Totals and gauges behind the `btblocker_bgp_*` metrics.
 #[derive(Debug, Default)]
@@ -23,6 +27,10 @@ pub struct BgpStats {
     pub rib_difference: AtomicU64,
     /// Commands waiting in the control loop → thread queue.
     pub queue_depth: AtomicU64,
+    /// The hosts the thread announces (after `max_announced`), republished
+    /// by the thread when it changes, read by `bans list`: only the thread
+    /// knows which bans the limit refused.
+    pub announced_hosts: ArcSwap<HashSet<IpAddr>>,
 }
 
 /// A copy of [`BgpStats`] at one moment.

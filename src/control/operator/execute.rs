@@ -26,7 +26,7 @@ pub fn execute_with_bgp(
             let info = |(k, e): &(BanKey, BanEntry)| {
                 let mut info = ban_info(*k, e, now_ms);
                 if let Some(link) = bgp {
-                    info.announced = Some(link.announces(bans, k));
+                    info.announced = Some(link.announced(k));
                     info.imported_from = bans.imported(k).map(|i| i.box_id);
                 }
                 info

@@ -56,7 +56,8 @@ pub struct BanInfo {
     /// Time left when the reply was made; `None` for a static ban.
     pub remaining_ms: Option<u64>,
     /// With `bgp:` on: whether this ban is announced (our own, its family
-    /// on, not in never_announce). Absent without BGP.
+    /// on, not in never_announce, within max_announced, as of the BGP
+    /// thread's last tick). Absent without BGP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announced: Option<bool>,
     /// The box id an imported ban came from (absent for our own bans).
