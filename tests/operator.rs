@@ -425,21 +425,7 @@ impl Netns {
 
     /// Sends `frames` out of btbB (so they arrive on btbA), in order.
     fn inject(&self, frames: &[Vec<u8>], scratch: &Path) {
-        let hex: String = frames
-            .iter()
-            .map(|f| f.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
-            .collect();
-        let file = scratch.join("frames.hex");
-        std::fs::write(&file, hex).unwrap();
-        let script = "import socket,sys\n\
-s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
-s.bind(('btbB',0))\n\
-for line in open(sys.argv[1]):\n    s.send(bytes.fromhex(line.strip()))\n";
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "python3", "-c", script])
-            .arg(&file)
-            .output()
-            .expect("python3");
+        let out = inject_frames(&self.0, frames, scratch);
         assert!(out.status.success(), "inject: {}", describe(&out));
     }
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{describe, repo};
+use crate::common::{describe, inject_frames, repo};
 
 /// Hang guard for whatever the lab waits for (sessions, routes): GoBGP
 /// redials at its connect-retry with jitter, so a session takes seconds.
@@ -413,20 +413,7 @@ impl Veth {
 
     /// Sends `frames` out of btbB (so they arrive on btbA), in order.
     pub fn inject(&self, frames: &[Vec<u8>], scratch: &std::path::Path) {
-        let hex: String = frames
-            .iter()
-            .map(|f| f.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
-            .collect();
-        let file = scratch.join("frames.hex");
-        std::fs::write(&file, hex).unwrap();
-        let script = "import socket,sys\n\
-s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
-s.bind(('btbB',0))\n\
-for line in open(sys.argv[1]):\n    s.send(bytes.fromhex(line.strip()))\n";
-        let out = run(Command::new("ip")
-            .args(["netns", "exec", &self.ns, "python3", "-c", script])
-            .arg(&file));
-        ok(out, "inject");
+        ok(inject_frames(&self.ns, frames, scratch), "inject");
     }
 }
 

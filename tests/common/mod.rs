@@ -175,3 +175,23 @@ pub const DEMO_BANS: &[(&str, &str)] = &[
     ("192.168.1.128", "http_tracker"),
     ("3991:72d:336e:65ec:c5bf:a5fa:83ad:23de", "utp"),
 ];
+
+/// Sends `frames` out of `btbB` inside namespace `ns` (so they arrive on its
+/// veth peer `btbA`), in order, through a raw socket; `scratch` holds them.
+pub fn inject_frames(ns: &str, frames: &[Vec<u8>], scratch: &Path) -> Output {
+    let hex: String = frames
+        .iter()
+        .map(|f| f.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
+        .collect();
+    let file = scratch.join("frames.hex");
+    std::fs::write(&file, hex).unwrap();
+    let script = "import socket,sys\n\
+s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+s.bind(('btbB',0))\n\
+for line in open(sys.argv[1]):\n    s.send(bytes.fromhex(line.strip()))\n";
+    Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c", script])
+        .arg(&file)
+        .output()
+        .expect("python3")
+}
