@@ -132,6 +132,13 @@ impl<'f> Findings<'f> {
         self.tally.note(id, c);
     }
 
+    /// A fact below a detector, for the reason chain (`reasons`). Facts of
+    /// a shape heuristic on a guarded flow are dropped with its evidence.
+    #[inline]
+    pub(super) fn reason(&mut self, r: super::Reason) {
+        self.tally.add_fact(r);
+    }
+
     /// The payload is another protocol (MSDO, …): voids shape evidence.
     #[inline]
     pub(super) fn guard(&mut self) {

@@ -89,6 +89,7 @@ mod http;
 mod known_peers;
 mod lsd;
 mod mse;
+mod reasons;
 mod socks5;
 mod stream;
 mod udp_tracker;
@@ -99,6 +100,7 @@ mod tests;
 
 pub use handshake::HandshakeInfo;
 pub use known_peers::PeerTier;
+pub use reasons::{Reason, Reasons};
 
 use detector::{Detector, Findings, Payload};
 use known_peers::KnownPeers;
@@ -356,6 +358,8 @@ struct Tally {
     /// Best confidence per detector: 0 none, else 1 + `Confidence as u8`.
     evidence: [u8; DetectorId::COUNT],
     lead: Option<Detection>,
+    /// Facts below the detectors (`Findings::reason`); see `reasons`.
+    facts: Reasons,
 }
 
 impl FlowDpiState {
@@ -367,6 +371,26 @@ impl FlowDpiState {
     /// True when a false-positive guard fired on this flow.
     pub fn guarded(&self) -> bool {
         self.tally.guarded()
+    }
+
+    /// The reason chain: every detector whose evidence counts, the facts the
+    /// detectors established, and the endpoint cache's word. Read it when
+    /// the flow is decided (the pool entry is reused after that).
+    pub fn reasons(&self) -> Reasons {
+        let mut r = self.tally.facts;
+        for id in DetectorId::ALL {
+            if self.tally.evidence(id).is_some() {
+                r.add_detector(id);
+            }
+        }
+        if self.tally.flags & ADVERTISED_ENDPOINT != 0 {
+            r.add(Reason::EndpointAdvertised);
+        }
+        if self.tally.lead.is_some_and(|d| d.detector == DetectorId::KnownPeer) {
+            r.add_detector(DetectorId::KnownPeer);
+            r.add(Reason::EndpointConfirmed);
+        }
+        r
     }
 
     #[cfg(test)]
@@ -418,9 +442,17 @@ impl Tally {
         }
     }
 
+    /// Records a fact; on a guarded flow, facts are shape evidence and void.
+    fn add_fact(&mut self, r: Reason) {
+        if !self.guarded() {
+            self.facts.add(r);
+        }
+    }
+
     /// Drops shape evidence gathered before a guard fired.
     fn apply_guard(&mut self) {
         self.flags |= GUARDED;
+        self.facts = Reasons::NONE;
         for id in DetectorId::ALL {
             if id.is_shape_heuristic() && self.evidence(id) < Some(Confidence::Definitive) {
                 self.evidence[id.index()] = 0;
