@@ -1,0 +1,1 @@
+# benign scenarios (sourced by capture-lab.sh)
