@@ -415,11 +415,11 @@ check_pcap() { # scenario encrypted(0|1)
   [ "$size" -le $MAX_PCAP ] || die "$1: capture is $size bytes (> 8 MiB)"
   [ "$(capinfos -T -r -E "$f" | cut -f2)" = "ether" ] || die "$1: not Ethernet link type"
   if [ "$2" = 1 ]; then
-    n=$(tshark -r "$f" -Y 'frame contains "BitTorrent protocol"' | wc -l)
+    n=$(tshark -r "$f" -Y 'frame contains "BitTorrent protocol"' 2>/dev/null | wc -l)
     [ "$n" = 0 ] || die "$1: $n frames carry a plaintext \"BitTorrent protocol\""
   fi
-  tshark -r "$f" -q -z conv,tcp | sed -n '1,40p' >"$WORK/$1.conv"
-  tshark -r "$f" -q -z conv,udp | sed -n '1,40p' >>"$WORK/$1.conv"
+  tshark -r "$f" -q -z conv,tcp 2>/dev/null | sed -n "1,40p" >"$WORK/$1.conv"
+  tshark -r "$f" -q -z conv,udp 2>/dev/null | sed -n "1,40p" >>"$WORK/$1.conv"
 }
 
 # truth.tsv: one row per address seen in the file; every one must be known.
@@ -427,7 +427,7 @@ write_truth() { # scenario
   local f="$WORK/$1.pcap" a row found tmp
   tmp=$(mktemp)
   [ -f "$OUT/truth.tsv" ] && grep -v "^$1.pcap	" "$OUT/truth.tsv" | grep -v '^file	' >"$tmp" || true
-  for a in $(tshark -r "$f" -T fields -e ip.src -e ip.dst -e ipv6.src -e ipv6.dst | tr '\t,' '\n\n' | grep . | sort -u); do
+  for a in $(tshark -r "$f" -T fields -e ip.src -e ip.dst -e ipv6.src -e ipv6.dst 2>/dev/null | tr '\t,' '\n\n' | grep . | sort -u); do
     found=
     for row in "${ROLES[@]}"; do
       if [ "${row%%	*}" = "$a" ]; then found=$row; break; fi
