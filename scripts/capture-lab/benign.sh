@@ -129,3 +129,75 @@ benign_ss() {
     die "$SCEN: upload through shadowsocks failed"
   cap_stop "$SCEN"
 }
+
+# Tor with obfs4proxy: a private bridge in c12 (ServerTransportPlugin obfs4, no
+# descriptor published) and a tor client in c11 using it. There is no directory
+# network, so the client gets no further than the obfs4 handshake, its TLS link
+# and a few directory requests to the bridge: the handshake is what matters.
+# Several client restarts give several obfs4 flows.
+benign_obfs4() {
+  local d="$WORK/$SCEN" orport ptport i line fp cert round
+  add_host lab-c11 11
+  add_host lab-c12 12
+  orport=$(rand_port) ptport=$(rand_port)
+  mkdir -p "$d/bridge" "$d/client"
+  chmod 700 "$d/bridge" "$d/client"
+  cat >"$d/bridge.torrc" <<CONF
+DataDirectory $d/bridge
+Log notice file $d/bridge.log
+SocksPort 0
+Address $(addr_of 12)
+ORPort $(addr_of 12):$orport
+AssumeReachable 1
+BridgeRelay 1
+PublishServerDescriptor 0
+ExtORPort auto
+ServerTransportPlugin obfs4 exec /usr/bin/obfs4proxy
+ServerTransportListenAddr obfs4 $(addr_of 12):$ptport
+ServerTransportOptions obfs4 iat-mode=0
+Nickname lab
+ContactInfo lab
+CONF
+  bg_ns lab-c12 tor -f "$d/bridge.torrc" --RunAsDaemon 0
+  for i in $(seq 300); do
+    [ -s "$d/bridge/pt_state/obfs4_bridgeline.txt" ] && [ -s "$d/bridge/fingerprint" ] && break
+    sleep 0.2
+  done
+  wait_port lab-c12 "$ptport"
+  fp=$(cut -d' ' -f2 "$d/bridge/fingerprint")
+  cert=$(grep -o 'cert=[^ ]*' "$d/bridge/pt_state/obfs4_bridgeline.txt")
+  [ -n "$fp" ] && [ -n "$cert" ] || die "$SCEN: the bridge wrote no fingerprint or obfs4 cert (see $d/bridge.log)"
+  ROLES+=("$(addr_of 11)	never	tor client ($(tor --version | head -1 | cut -d' ' -f3 | sed 's|\.$||')) using the obfs4 bridge")
+  ROLES+=("$(addr_of 12)	never	tor bridge, obfs4proxy $(obfs4proxy -version | cut -d- -f2) on port $ptport (ORPort $orport not used)")
+  cap_start "$SCEN"
+  for round in 1 2 3; do
+    rm -rf "$d/client"
+    mkdir -p "$d/client"
+    chmod 700 "$d/client"
+    cat >"$d/client.torrc" <<CONF
+DataDirectory $d/client
+Log notice file $d/client-$round.log
+SocksPort 127.0.0.1:9050
+UseBridges 1
+ClientTransportPlugin obfs4 exec /usr/bin/obfs4proxy
+Bridge obfs4 $(addr_of 12):$ptport $fp $cert iat-mode=0
+CONF
+    bg_ns lab-c11 tor -f "$d/client.torrc" --RunAsDaemon 0
+    local pid=$!
+    for i in $(seq 100); do
+      grep -qE 'Bootstrapped (1[0-9]|[2-9][0-9])%' "$d/client-$round.log" 2>/dev/null && break
+      sleep 0.2
+    done
+    sleep 3
+    local p
+    for p in $(ip netns pids lab-c11); do kill -TERM "$p" 2>/dev/null || true; done
+    wait "$pid" 2>/dev/null || true
+    sleep 0.5
+  done
+  cap_stop "$SCEN"
+  grep -q 'Bootstrapped' "$d/client-1.log" || die "$SCEN: the tor client did not start (see $d)"
+  local n
+  n=$(tshark -r "$WORK/$SCEN.pcap" -Y "tcp.port == $ptport && tcp.len > 0" 2>/dev/null | wc -l)
+  [ "$n" -gt 6 ] || die "$SCEN: no obfs4 exchange on port $ptport ($n data segments; see $d)"
+  grep -h Bootstrapped "$d"/client-*.log | tail -n 3 >&2
+}
