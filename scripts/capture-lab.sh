@@ -213,7 +213,10 @@ client_dir() { # name role -> dir with dl/ (seeded with the file if role=seed)
 }
 
 # DHT bootstrap list for default-dht: every other swarm member's ip:port.
-dht_nodes() { local n; for n in "${!PEER_PORT[@]}"; do [ "$n" != "$1" ] && echo "${PEER_ADDR[$n]}:${PEER_PORT[$n]}"; done; }
+dht_nodes() {
+  local n
+  for n in "${!PEER_PORT[@]}"; do if [ "$n" != "$1" ]; then echo "${PEER_ADDR[$n]}:${PEER_PORT[$n]}"; fi; done
+}
 
 start_lt() {
   local idx=$1 mode=$2 role=$3 ns=lab-c$1 d ip port args
@@ -277,6 +280,9 @@ $extra
 WebUI\\Port=$((port + 1))
 WebUI\\LocalHostAuth=false
 Connection\\UPnP=false
+
+[Network]
+PortForwardingEnabled=false
 EOF
   ip netns exec "$ns" env HOME="$d/home" qbittorrent-nox --profile="$d/prof" --save-path="$d/dl" \
     "$WORK/data/lab.torrent" >"$d/client.log" 2>&1 &
@@ -354,6 +360,9 @@ swarm() {
     idx=$((idx + 1))
   done
   start_tracker
+  # Multicast groups some clients send to on their own (rows only if they appear).
+  ROLES+=("239.192.152.143	never	multicast group of BEP 14 local service discovery (not a host)")
+  ROLES+=("239.255.255.250	never	multicast group of SSDP/UPnP discovery (not a host)")
   make_data
   cap_start "$SCEN"
   local role=seed
