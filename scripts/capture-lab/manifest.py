@@ -23,7 +23,14 @@ def capinfo(path):
     return res
 
 
-lines = ["| file | packets | bytes | duration (s) | sha256 (first 16) |", "|---|---|---|---|---|"]
+def conversations(path, proto):
+    res = subprocess.run(["tshark", "-r", path, "-q", "-z", "conv," + proto],
+                         capture_output=True, text=True, check=True).stdout
+    return sum("<->" in line for line in res.splitlines())
+
+
+lines = ["| file | packets | bytes | duration (s) | TCP flows | UDP flows | sha256 (first 16) |",
+         "|---|---|---|---|---|---|---|"]
 hosts = []
 for name in sorted(os.listdir(out)):
     if not name.endswith(".pcap"):
@@ -31,7 +38,8 @@ for name in sorted(os.listdir(out)):
     path = os.path.join(out, name)
     f = capinfo(path)
     sha = subprocess.run(["sha256sum", path], capture_output=True, text=True).stdout[:16]
-    lines.append("| %s | %s | %s | %.1f | %s |" % (name, f[1], f[2], float(f[3]), sha))
+    lines.append("| %s | %s | %s | %.1f | %d | %d | %s |" % (name, f[1], f[2], float(f[3]), conversations(path, "tcp"),
+                                                          conversations(path, "udp"), sha))
     hosts.append("")
     hosts.append("`%s`:" % name)
     hosts.append("")
