@@ -30,7 +30,7 @@ MAX_PCAP=$((8 * 1024 * 1024))
 NET4=10.77.0
 NET6=fd00:b7:
 TRK_IDX=2
-ALL_SCENARIOS="enc-tcp-v4 enc-utp-v4 enc-tcp-v6 default-dht benign-tls benign-ssh benign-raw benign-ss benign-obfs4"
+ALL_SCENARIOS="enc-tcp-v4 enc-utp-v4 enc-tcp-v6 default-dht benign-tls benign-ssh benign-raw benign-ss benign-obfs4 benign-envelope"
 
 usage() {
   cat <<EOF
@@ -47,11 +47,14 @@ Scenarios:
   enc-utp-v4   the same over uTP only: libtorrent (seed) and qbittorrent-nox
   enc-tcp-v6   enc-tcp-v4 over IPv6 only (fd00:b7::/64), without rtorrent
   default-dht  default settings, DHT on and bootstrapped from the swarm only
-  benign-tls   openssl s_server/s_client bulk both ways, several flows
+  benign-tls   TLS 1.3 (python ssl) bulk both ways, three flows
   benign-ssh   sshd, scp a file up and down
-  benign-raw   socat streams of random bytes both ways on random high ports
+  benign-raw   streams of random bytes both ways on random high ports (bulk.py, socat)
   benign-ss    shadowsocks-libev (chacha20-ietf-poly1305), HTTP fetches through it
   benign-obfs4 tor bridge with obfs4proxy and a tor client using it
+  benign-envelope  many short flows (each < 64 KiB) with MSE-like openings: 24 obfs4
+               handshakes, 40 shadowsocks AEAD connections (chacha20, aes-256-gcm),
+               120 random ping-pong flows shaped like MSE, 30 TLS 1.3, 12 SSH
 
 Peers find each other through a hidden HTTP tracker (capture filter
 'not host <tracker>'). Every client downloads the same random 1 MiB file from
@@ -218,17 +221,17 @@ dht_nodes() {
   for n in "${!PEER_PORT[@]}"; do if [ "$n" != "$1" ]; then echo "${PEER_ADDR[$n]}:${PEER_PORT[$n]}"; fi; done
 }
 
-start_lt() {
-  local idx=$1 mode=$2 role=$3 ns=lab-c$1 d ip port args
-  d=$(client_dir libtorrent "$role") ip=$(addr_of "$idx") port=${PEER_PORT[libtorrent]}
+start_lt() { # IDX MODE ROLE [NAME]: NAME libtorrent2 is a second, separate instance
+  local idx=$1 mode=$2 role=$3 name=${4:-libtorrent} ns=lab-c$1 d ip port args
+  d=$(client_dir "$name" "$role") ip=$(addr_of "$idx") port=${PEER_PORT[$name]}
   args=(--listen "$(url_host "$idx"):$port" --torrent "$WORK/data/lab.torrent" --save "$d/dl")
   case $mode in
     enc-tcp) args+=(--enc forced --transport tcp) ;;
     enc-utp) args+=(--enc forced --transport utp) ;;
-    default) args+=(--enc default --transport both --dht --dht-nodes "$(dht_nodes libtorrent | paste -sd,)") ;;
+    default) args+=(--enc default --transport both --dht --dht-nodes "$(dht_nodes "$name" | paste -sd,)") ;;
   esac
   ip netns exec "$ns" env HOME="$d/home" $PY "$lab/lt-client.py" "${args[@]}" >"$d/client.log" 2>&1 &
-  CLIENTS+=("libtorrent:$ns:$d:$ip:$role")
+  CLIENTS+=("$name:$ns:$d:$ip:$role")
 }
 
 start_tr() {
@@ -308,7 +311,7 @@ start_aria() {
 }
 
 start_rt() {
-  local idx=$1 mode=$2 role=$3 ns=lab-c$1 d ip port extra
+  local idx=$1 mode=$2 role=$3 ns=lab-c$1 d ip port extra bind
   d=$(client_dir rtorrent "$role") ip=$(addr_of "$idx") port=${PEER_PORT[rtorrent]}
   mkdir -p "$d/session"
   case $mode in
@@ -316,12 +319,16 @@ start_rt() {
     default) extra='' ;; # rtorrent's defaults: no encryption, DHT off
     *) die "rtorrent cannot do $mode" ;;
   esac
+  # 0.9.8 refuses an IPv6 bind address ("not an af_inet address"); unbound, it
+  # listens on the wildcard of whatever family the namespace has.
+  bind="network.bind_address.set = $ip"
+  [ "$FAMILY" = 6 ] && bind=''
   cat >"$d/rtorrent.rc" <<EOF
 directory.default.set = $d/dl
 session.path.set = $d/session
 network.port_range.set = $port-$port
 network.port_random.set = no
-network.bind_address.set = $ip
+$bind
 trackers.use_udp.set = no
 $extra
 system.daemon.set = true
@@ -338,7 +345,7 @@ EOF
 
 version_of() {
   case $1 in
-    libtorrent) echo "libtorrent-rasterbar $($PY -c 'import libtorrent as lt; print(lt.__version__)') (python3-libtorrent)" ;;
+    libtorrent | libtorrent2) echo "libtorrent-rasterbar $($PY -c 'import libtorrent as lt; print(lt.__version__)') (python3-libtorrent)" ;;
     transmission) echo "transmission-daemon $(dpkg-query -W -f='${Version}' transmission-daemon)" ;;
     qbittorrent) echo "qbittorrent-nox $(dpkg-query -W -f='${Version}' qbittorrent-nox)" ;;
     aria2) echo "aria2 $(dpkg-query -W -f='${Version}' aria2)" ;;
@@ -369,7 +376,7 @@ swarm() {
   for name in "$@"; do
     idx=${IDX_OF[$name]}
     case $name in
-      libtorrent) start_lt "$idx" "$mode" $role ;;
+      libtorrent | libtorrent2) start_lt "$idx" "$mode" $role "$name" ;;
       transmission) start_tr "$idx" "$mode" $role ;;
       qbittorrent) start_qb "$idx" "$mode" $role ;;
       aria2) start_aria "$idx" "$mode" $role ;;
@@ -470,8 +477,8 @@ run_scenario() {
   log "=== $SCEN"
   case $SCEN in
     enc-tcp-v4) net_up 4; swarm enc-tcp libtorrent transmission qbittorrent aria2 rtorrent; check_pcap "$SCEN" 1 ;;
-    enc-utp-v4) net_up 4; swarm enc-utp libtorrent qbittorrent; check_pcap "$SCEN" 1 ;;
-    enc-tcp-v6) net_up 6; swarm enc-tcp libtorrent transmission qbittorrent aria2; check_pcap "$SCEN" 1 ;;
+    enc-utp-v4) net_up 4; swarm enc-utp libtorrent qbittorrent libtorrent2; check_pcap "$SCEN" 1 ;;
+    enc-tcp-v6) net_up 6; swarm enc-tcp libtorrent transmission qbittorrent aria2 rtorrent; check_pcap "$SCEN" 1 ;;
     default-dht) net_up 4; swarm default libtorrent transmission qbittorrent aria2 rtorrent; check_pcap "$SCEN" 0 ;;
     benign-*) net_up 4; "benign_${SCEN#benign-}"; check_pcap "$SCEN" 0 ;;
     *) die "unknown scenario $SCEN (--help)" ;;
