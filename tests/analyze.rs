@@ -69,6 +69,7 @@ fn json_report_has_the_documented_fields() {
         "detector",
         "confidence",
         "packet_index",
+        "reasons",
     ] {
         assert!(!f[key].is_null(), "flow field {key} missing: {f}");
     }
@@ -76,6 +77,138 @@ fn json_report_has_the_documented_fields() {
     assert_eq!(f["detector"], "peer_wire_handshake");
     assert_eq!(f["confidence"], "definitive");
     assert_eq!(r["banned_hosts"].as_array().unwrap().len(), 16);
+}
+
+/// (verdict, detector, reasons) of each flow, in report order.
+fn verdicts_and_reasons(r: &serde_json::Value) -> Vec<(String, String, Vec<String>)> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    r["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let reasons = f["reasons"].as_array().unwrap();
+            (
+                text(&f["verdict"]),
+                text(&f["detector"]),
+                reasons.iter().map(text).collect(),
+            )
+        })
+        .collect()
+}
+
+/// The reason chain names every piece of evidence a verdict rests on: the
+/// handshake alone for each of bittorrent.pcap's flows; the endpoint cache's
+/// word (and why) for a flow judged by it; DHT and uTP on their own flows.
+#[test]
+fn json_report_gives_each_flow_its_reason_chain() {
+    let r = analyze_json(&repo().join(BT));
+    let flows = verdicts_and_reasons(&r);
+    assert_eq!(flows.len(), 24);
+    for f in &flows {
+        assert_eq!(
+            f,
+            &(
+                "bittorrent".to_string(),
+                "peer_wire_handshake".to_string(),
+                vec!["peer_wire_handshake".to_string()]
+            )
+        );
+    }
+
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let r = analyze_json(&repo().join("../shared/corpus/ndpi/positive/lru_ipv6_caches.pcapng"));
+    let decided: Vec<_> = verdicts_and_reasons(&r)
+        .into_iter()
+        .filter(|f| f.0 == "bittorrent")
+        .map(|f| (f.1, f.2))
+        .collect();
+    assert_eq!(
+        decided,
+        [
+            ("utp".to_string(), owned(&["utp"])),
+            (
+                "known_peer".to_string(),
+                owned(&["known_peer", "endpoint_confirmed"])
+            ),
+            ("dht".to_string(), owned(&["dht"])),
+            ("dht".to_string(), owned(&["dht"])),
+            ("dht".to_string(), owned(&["dht"])),
+        ]
+    );
+
+    let r = analyze_json(&repo().join("../shared/corpus/ndpi/positive/bittorrent_utp.pcap"));
+    let decided: Vec<_> = verdicts_and_reasons(&r).into_iter().map(|f| f.2).collect();
+    assert_eq!(decided, [owned(&["dht"]), owned(&["utp"])]);
+}
+
+/// Ethernet + IPv4 + TCP (PSH|ACK), sequence number `seq`.
+fn tcp_frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let total = (20 + 20 + payload.len()) as u16;
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0]);
+    f.extend_from_slice(&[64, 6, 0, 0]);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A flow that stays short of a verdict still shows what DPI saw: a
+/// BitTorrent client's User-Agent (Strong, which needs a second signal) on
+/// plain HTTP, once while undecided and once judged clean.
+#[test]
+fn clean_and_undecided_flows_show_their_partial_evidence() {
+    let s = Scratch::new("partial");
+    let client = [10, 0, 0, 1];
+    let server = [10, 0, 0, 2];
+    let get =
+        b"GET /file.iso HTTP/1.1\r\nHost: example.org\r\nUser-Agent: Transmission/3.00\r\n\r\n";
+    let mut frames = Vec::new();
+    // Undecided: one request, nothing back.
+    frames.push(tcp_frame((client, 40000), (server, 8000), 1, get));
+    // Clean: the request, then 7 more client segments and none back (8 =
+    // the default `max_payload_packets`).
+    let mut seq = 1;
+    for i in 0..8 {
+        let payload: &[u8] = if i == 0 { get } else { b"more bytes" };
+        frames.push(tcp_frame((client, 40001), (server, 8000), seq, payload));
+        seq += payload.len() as u32;
+    }
+    // No evidence at all: no reasons.
+    frames.push(tcp_frame((client, 40002), (server, 8000), 1, b"hello"));
+    let file = s.path("partial.pcap");
+    write_pcap(&file, &frames);
+    let r = analyze_json(&file);
+    let mut flows: Vec<_> = r["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["sport"].as_u64().unwrap(),
+                f["verdict"].as_str().unwrap().to_string(),
+                f["reasons"].clone(),
+            )
+        })
+        .collect();
+    flows.sort_by_key(|f| f.0);
+    assert_eq!(
+        flows,
+        [
+            (
+                40000,
+                "undecided".into(),
+                serde_json::json!(["http_client"])
+            ),
+            (40001, "clean".into(), serde_json::json!(["http_client"])),
+            (40002, "undecided".into(), serde_json::json!([])),
+        ]
+    );
 }
 
 #[test]
@@ -131,7 +264,8 @@ fn text_report_names_flows_and_hosts() {
     assert!(text.contains("lsd (definitive)"), "{text}");
     assert!(
         text.contains(
-            "UDP 192.168.0.102:6771 -> 239.192.152.143:6771  lsd (definitive) at packet 0"
+            "UDP 192.168.0.102:6771 -> 239.192.152.143:6771  lsd (definitive) at packet 0 \
+             [reasons: lsd]\n"
         ),
         "{text}"
     );

@@ -345,6 +345,29 @@ log:\n  path: {log}\n  payload_bytes: 16\n",
         "{dht:?}"
     );
 
+    // Every record carries its flow's reason chain, which names at least
+    // the lead detector; the HTTP announce also showed a client's
+    // User-Agent, the LSD announce nothing else.
+    let reasons = |r: &serde_json::Value| -> Vec<String> {
+        let list = r["reasons"].as_array().unwrap_or_else(|| panic!("{r}"));
+        list.iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    for r in &records {
+        let detector = r["detector"].as_str().unwrap().to_string();
+        assert!(reasons(r).contains(&detector), "{r}");
+    }
+    let chain_of = |detector: &str| -> Vec<Vec<String>> {
+        records
+            .iter()
+            .filter(|r| r["detector"] == detector)
+            .map(reasons)
+            .collect()
+    };
+    assert_eq!(chain_of("lsd"), [["lsd"]]);
+    assert_eq!(chain_of("http_tracker"), [["http_tracker", "http_client"]]);
+
     // Every record's prefix is exactly the first 16 bytes (or the whole
     // payload if shorter) of a packet of the capture.
     let prefixes: std::collections::BTreeSet<String> = read_packets(&input)

@@ -14,9 +14,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::ban::HostDetection;
+use crate::dpi::Reasons;
 
 /// Longest payload prefix the log will hex-dump: enough to show a handshake,
 /// small enough that a line stays readable, the worker's detection event stays
@@ -118,6 +119,11 @@ pub struct DetectionRecord<'a> {
     pub detector: &'a str,
     /// "weak", "strong" or "definitive".
     pub confidence: &'a str,
+    /// The reason chain, as a list of names (`Reasons::names`: detectors
+    /// with evidence, then facts such as "mse_envelope"); `[]` when the
+    /// event carries none.
+    #[serde(serialize_with = "reason_names")]
+    pub reasons: Reasons,
     /// What the control thread did: "banned", "refreshed", "below_threshold",
     /// "allowlisted", "refused_full", "log_only", ...
     pub action: &'a str,
@@ -157,13 +163,19 @@ impl<'a> DetectionRecord<'a> {
             sport: event.host_port,
             dst: event.peer.to_string(),
             dport: event.peer_port,
-            detector: event.detector,
+            detector: event.detector.name(),
             confidence: event.confidence.name(),
+            reasons: event.reasons,
             action: ctx.action,
             ban_expires: ctx.ban_expires_ms.map(rfc3339_utc_ms),
             payload_hex: payload_hex(payload, payload_bytes),
         }
     }
+}
+
+/// Writes the names straight into the line: no list is built.
+fn reason_names<S: Serializer>(reasons: &Reasons, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(reasons.names())
 }
 
 /// The first `min(limit, MAX_PAYLOAD_BYTES)` bytes of `payload` as lowercase
@@ -370,6 +382,7 @@ fn rename_if_exists(from: &Path, to: &Path) -> Result<(), DetectionLogError> {
 mod tests {
     use super::*;
     use crate::ban::BanKey;
+    use crate::dpi::{DetectorId, Reason};
     use crate::wire::Transport;
     use serde_json::Value;
 
@@ -383,8 +396,9 @@ mod tests {
             sport: 51413,
             dst: "192.0.2.7".to_string(),
             dport: 6881,
-            detector: "bt_handshake",
+            detector: "peer_wire_handshake",
             confidence: "definitive",
+            reasons: Reasons::NONE,
             action,
             ban_expires: Some(rfc3339_utc_ms(1_795_413_444_992)),
             payload_hex: payload_hex(b"\x13BitTorrent", 4),
@@ -443,6 +457,12 @@ mod tests {
         let mut log = DetectionLog::open(&path, 1 << 20, 2).unwrap();
         log.write(&record("banned")).unwrap();
         let mut below = record("below_threshold");
+        below.detector = "mse";
+        below.confidence = "strong";
+        below.reasons.add_detector(DetectorId::Mse);
+        below.reasons.add(Reason::MseEnvelope);
+        below.reasons.add(Reason::MseA2Exact);
+        below.reasons.add(Reason::EndpointAdvertised);
         below.port = None;
         below.ban_expires = None;
         below.payload_hex = None;
@@ -462,15 +482,20 @@ mod tests {
                 "sport": 51413,
                 "dst": "192.0.2.7",
                 "dport": 6881,
-                "detector": "bt_handshake",
+                "detector": "peer_wire_handshake",
                 "confidence": "definitive",
+                "reasons": [],
                 "action": "banned",
                 "ban_expires": "2026-11-23T05:57:24.992Z",
                 "payload_hex": "13426974",
             })
         );
         let second = lines[1].as_object().unwrap();
-        assert_eq!(second.len(), 13);
+        assert_eq!(second.len(), 14);
+        assert_eq!(
+            second["reasons"],
+            serde_json::json!(["mse", "mse_envelope", "mse_a2_124", "endpoint_advertised"])
+        );
         assert_eq!(second["port"], Value::Null);
         assert_eq!(second["ban_expires"], Value::Null);
         assert_eq!(second["payload_hex"], Value::Null);
@@ -479,6 +504,11 @@ mod tests {
 
     #[test]
     fn record_from_event_uses_host_as_source() {
+        let mut reasons = Reasons::NONE;
+        reasons.add(Reason::EndpointConfirmed);
+        reasons.add(Reason::MseEnvelope);
+        reasons.add_detector(DetectorId::KnownPeer);
+        reasons.add_detector(DetectorId::Mse);
         let event = HostDetection {
             host: "10.1.2.3".parse::<BanKey>().unwrap(),
             peer: "2001:db8::1".parse::<BanKey>().unwrap(),
@@ -486,8 +516,9 @@ mod tests {
             peer_port: 6881,
             proto: Transport::Udp,
             port: 0,
-            detector: "utp",
+            detector: DetectorId::Mse,
             confidence: crate::dpi::Confidence::Strong,
+            reasons,
             at_ms: 1_000,
             payload: crate::ban::PayloadPrefix::EMPTY,
         };
@@ -504,7 +535,18 @@ mod tests {
         assert_eq!(rec.sport, 40000);
         assert_eq!(rec.dst, "2001:db8::1");
         assert_eq!(rec.dport, 6881);
+        assert_eq!(rec.detector, "mse");
         assert_eq!(rec.confidence, "strong");
+        let names: Vec<&str> = rec.reasons.names().collect();
+        assert_eq!(
+            names,
+            ["mse", "known_peer", "mse_envelope", "endpoint_confirmed"]
+        );
+        let line = serde_json::to_value(&rec).unwrap();
+        assert_eq!(
+            line["reasons"],
+            serde_json::json!(["mse", "known_peer", "mse_envelope", "endpoint_confirmed"])
+        );
         assert_eq!(rec.ban_expires.as_deref(), Some("1970-01-01T00:01:01.000Z"));
         assert_eq!(rec.payload_hex.as_deref(), Some("0102"));
     }

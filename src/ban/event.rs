@@ -3,6 +3,7 @@ use std::fmt;
 
 use super::key::BanKey;
 pub use crate::dpi::Confidence;
+use crate::dpi::{DetectorId, Reasons};
 use crate::wire::Transport;
 
 /// Most payload bytes a detection carries to the detection log
@@ -61,8 +62,10 @@ impl fmt::Debug for PayloadPrefix {
 
 /// One detection, as sent over a worker's event ring. `Copy` and fixed-size
 /// (128 bytes: two cache lines, no heap) so pushing it costs a copy into a
-/// preallocated slot.
+/// preallocated slot. Its fields take 120 bytes; the alignment rounds it to
+/// two whole lines, so no ring slot straddles a third.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(align(64))]
 pub struct HostDetection {
     /// The address the verdict is about: the one the policy may ban.
     pub host: BanKey,
@@ -73,9 +76,13 @@ pub struct HostDetection {
     pub proto: Transport,
     /// Index of the port the deciding packet arrived on.
     pub port: u8,
-    /// Detector name (`DetectorId::name()`): static, so no allocation.
-    pub detector: &'static str,
+    /// The lead detector. One byte, not its name: a `&'static str` would
+    /// take 16 and leave no room for `reasons` in two cache lines.
+    pub detector: DetectorId,
     pub confidence: Confidence,
+    /// The reason chain: every piece of evidence the verdict rests on
+    /// (`FlowDpiState::reasons`), for the detection log.
+    pub reasons: Reasons,
     /// When the worker saw it, unix ms.
     pub at_ms: u64,
     /// The deciding packet's payload prefix (`log.payload_bytes`; empty at 0).
@@ -88,9 +95,10 @@ mod tests {
 
     #[test]
     fn event_is_fixed_size_with_its_payload_inline() {
-        // Addresses, ports and metadata, the 64-byte prefix and its length:
-        // two cache lines.
+        // Addresses, ports and metadata, the reason bits, the 64-byte prefix
+        // and its length: two cache lines.
         assert_eq!(std::mem::size_of::<HostDetection>(), 128);
+        assert_eq!(std::mem::align_of::<HostDetection>(), 64);
     }
 
     #[test]

@@ -377,7 +377,7 @@ impl BanKeeper {
                     self.pending += 1;
                     "below_threshold"
                 }
-                Decision::Ban => match self.ban(key, e.detector, e.at_ms) {
+                Decision::Ban => match self.ban(key, e.detector.name(), e.at_ms) {
                     AddOutcome::Added => "banned",
                     AddOutcome::Refreshed => "refreshed",
                     AddOutcome::EvictedOldest(_) => "banned_evicting_oldest",

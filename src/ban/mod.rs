@@ -89,7 +89,8 @@ mod tests {
             peer_port: 6881,
             proto: Transport::Udp,
             port: 0,
-            detector: "peer_wire_handshake",
+            detector: crate::dpi::DetectorId::PeerWireHandshake,
+            reasons: crate::dpi::Reasons::NONE,
             confidence,
             at_ms,
             payload: PayloadPrefix::EMPTY,
@@ -103,7 +104,12 @@ mod tests {
         let mut outcomes = Vec::new();
         control.drain(64, |ev| {
             if policy.on_detection(&ev) == Decision::Ban {
-                let outcome = table.add(ev.host, Duration::from_secs(3_600), ev.detector, ev.at_ms);
+                let outcome = table.add(
+                    ev.host,
+                    Duration::from_secs(3_600),
+                    ev.detector.name(),
+                    ev.at_ms,
+                );
                 if matches!(outcome, AddOutcome::Added | AddOutcome::Refreshed) {
                     journal
                         .append_add(&ev.host, table.get(&ev.host).unwrap())

@@ -91,7 +91,8 @@
 //! log:                      # optional section: the detection log
 //!   path: /var/log/btblocker/detections.jsonl # default none (no log): one
 //!                           #   JSON line per detection (time, worker, port,
-//!                           #   5-tuple, detector, confidence, action, expiry)
+//!                           #   5-tuple, detector, confidence, reasons,
+//!                           #   action, expiry)
 //!   max_bytes: 67108864     # default 64 MiB, >= 1: rotate to FILE.1, FILE.2, ...
 //!   keep: 5                 # default 5 rotated files, 0..=1000
 //!   payload_bytes: 0        # default 0, 0..=64: the first N bytes of the

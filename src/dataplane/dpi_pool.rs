@@ -89,6 +89,12 @@ impl DpiPool {
 
     /// The state behind `r`, when it names an entry of this pool.
     #[inline]
+    pub fn get(&self, r: DpiRef) -> Option<&FlowDpiState> {
+        self.entries.get(r.entry()? as usize)
+    }
+
+    /// The state behind `r`, when it names an entry of this pool.
+    #[inline]
     pub fn get_mut(&mut self, r: DpiRef) -> Option<&mut FlowDpiState> {
         self.entries.get_mut(r.entry()? as usize)
     }

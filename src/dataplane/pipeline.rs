@@ -14,7 +14,7 @@ use crate::dataplane::flow::{Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Re
 use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
 use crate::dataplane::stage_timing::{Lap, Stage};
 use crate::dpi::{
-    Detection, Direction, DpiConfig, DpiEngine, FlowDpiState, Inspection, PayloadCtx,
+    Detection, Direction, DpiConfig, DpiEngine, FlowDpiState, Inspection, PayloadCtx, Reasons,
 };
 use crate::wire::{self, Fragment, LinkType, Packet, Parsed, Transport, L4};
 
@@ -39,6 +39,9 @@ pub struct FlowDetection {
     pub originator: Endpoint,
     pub responder: Endpoint,
     pub detection: Detection,
+    /// Every piece of evidence the verdict rests on (the flow's reason
+    /// chain, read from its DPI state as it was decided).
+    pub reasons: Reasons,
     /// Index (from 0) of the deciding packet among those this pipeline saw.
     pub packet_index: u64,
     pub ts_ns: u64,
@@ -400,12 +403,19 @@ impl<S: EventSink> Pipeline<S> {
         self.counters.flows.inspected_packets.inc();
         let inspection = self.dpi.inspect(state, &ctx, now_ns);
         lap.lap(&self.counters.stages, Stage::Dpi);
-        let Some(detection) = settle(flow, &mut self.dpi_pool, inspection, index, &self.counters)
-        else {
+        let decided = settle(
+            flow,
+            &mut self.dpi_pool,
+            &mut self.sink,
+            inspection,
+            index,
+            &self.counters,
+        );
+        let Some((detection, reasons)) = decided else {
             return flow.verdict;
         };
         let endpoints = flow.endpoints();
-        let event = self.detection_event(port, &ctx, endpoints, detection, index, burst);
+        let event = self.detection_event(port, &ctx, endpoints, (detection, reasons), index, burst);
         self.sink.detection(&event);
         FlowVerdict::BitTorrent
     }
@@ -416,7 +426,7 @@ impl<S: EventSink> Pipeline<S> {
         port: usize,
         ctx: &PayloadCtx<'_>,
         (originator, responder): (Endpoint, Endpoint),
-        detection: Detection,
+        (detection, reasons): (Detection, Reasons),
         index: u64,
         burst: &Burst<'_>,
     ) -> FlowDetection {
@@ -425,6 +435,7 @@ impl<S: EventSink> Pipeline<S> {
             originator,
             responder,
             detection,
+            reasons,
             packet_index: index,
             ts_ns: burst.now_ns,
             unix_ms: burst.unix_ms,
@@ -473,8 +484,8 @@ pub fn flow_hash_from_nic(rss: u32) -> u64 {
 }
 
 /// What happens to each live flow that leaves the table to make room or by
-/// age: counted by why, its DPI pool entry (if undecided) given back, and
-/// told to the sink.
+/// age: counted by why, told to the sink (with its DPI state, if undecided)
+/// and its DPI pool entry given back.
 #[inline]
 fn retire<'a, S: EventSink>(
     counters: &'a WorkerCounters,
@@ -486,8 +497,8 @@ fn retire<'a, S: EventSink>(
             Retired::Expired => counters.flows.expired.inc(),
             Retired::Evicted => counters.flows.evicted.inc(),
         }
+        sink.flow_retired(f, why, pool.get(f.dpi));
         pool.give_back(f.dpi);
-        sink.flow_retired(f, why);
     }
 }
 
@@ -534,37 +545,44 @@ fn payload_ctx<'a>(
 }
 
 /// Records DPI's answer on the flow once it is a verdict, and counts it; a
-/// decided flow's DPI state goes back to the pool. Returns the detection when
-/// the flow was just judged BitTorrent.
+/// decided flow is shown to the sink with its DPI state, which then goes back
+/// to the pool. Returns the detection and its reason chain when the flow was
+/// just judged BitTorrent (the chain is read here: the entry is reused after).
 #[inline]
-fn settle(
+fn settle<S: EventSink>(
     flow: &mut Flow,
     pool: &mut DpiPool,
+    sink: &mut S,
     inspection: Inspection,
     index: u64,
     counters: &WorkerCounters,
-) -> Option<Detection> {
-    if inspection != Inspection::Pending {
-        pool.give_back(flow.dpi);
-        flow.dpi = DpiRef::NONE;
-    }
-    match inspection {
-        Inspection::Pending => None,
+) -> Option<(Detection, Reasons)> {
+    let detection = match inspection {
+        Inspection::Pending => return None,
         Inspection::Clean => {
             flow.verdict = FlowVerdict::Clean;
-            flow.decided_at_packet = index;
             counters.flows.judged_clean.inc();
             None
         }
         Inspection::BitTorrent(detection) => {
             flow.verdict = FlowVerdict::BitTorrent;
-            flow.decided_at_packet = index;
             flow.detection = Some(detection);
             counters.flows.judged_bittorrent.inc();
             counters.flows.by_detector[detection.detector.index()].inc();
             Some(detection)
         }
+    };
+    flow.decided_at_packet = index;
+    let mut reasons = Reasons::NONE;
+    if let Some(state) = pool.get_mut(flow.dpi) {
+        if detection.is_some() {
+            reasons = state.reasons();
+        }
+        sink.flow_decided(flow, state);
     }
+    pool.give_back(flow.dpi);
+    flow.dpi = DpiRef::NONE;
+    detection.map(|d| (d, reasons))
 }
 
 #[cfg(test)]
@@ -809,6 +827,10 @@ mod tests {
         assert_eq!(p.sink().0.len(), 1);
         let event = p.sink().0[0];
         assert_eq!(event.detection.detector, DetectorId::PeerWireHandshake);
+        assert_eq!(
+            event.reasons.names().collect::<Vec<_>>(),
+            ["peer_wire_handshake"]
+        );
         assert_eq!(event.payload.as_bytes(), &hs[..16]);
         assert_eq!(event.payload.as_bytes(), b"\x13BitTorrent prot");
 

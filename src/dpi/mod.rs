@@ -82,6 +82,8 @@ use crate::wire::Transport;
 mod bencode;
 mod detector;
 mod dht;
+// Public until the engine uses it (so it is not dead code meanwhile).
+pub mod fanout;
 mod framing;
 mod guards;
 mod handshake;
@@ -386,7 +388,11 @@ impl FlowDpiState {
         if self.tally.flags & ADVERTISED_ENDPOINT != 0 {
             r.add(Reason::EndpointAdvertised);
         }
-        if self.tally.lead.is_some_and(|d| d.detector == DetectorId::KnownPeer) {
+        if self
+            .tally
+            .lead
+            .is_some_and(|d| d.detector == DetectorId::KnownPeer)
+        {
             r.add_detector(DetectorId::KnownPeer);
             r.add(Reason::EndpointConfirmed);
         }

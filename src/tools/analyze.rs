@@ -1,7 +1,7 @@
 //! `btblocker analyze`: the worker pipeline (parse → flow → DPI) over capture
 //! files, without DPDK. Files are analysed in parallel (rayon), each by its own
 //! pipeline, so a file's result does not depend on the others.
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -12,11 +12,11 @@ use serde::Serialize;
 
 use crate::config::{FlowsConfig, Mode};
 use crate::dataplane::counters::WorkerCounters;
-use crate::dataplane::flow::{Flow, FlowVerdict, Retired};
+use crate::dataplane::flow::{Endpoint, Flow, FlowVerdict, Retired};
 use crate::dataplane::{Burst, EventSink, FlowDetection, Pipeline};
-use crate::dpi::DpiConfig;
+use crate::dpi::{DpiConfig, FlowDpiState, Reasons};
 use crate::tools::capture::{self, CaptureError, Damage};
-use crate::wire::LinkType;
+use crate::wire::{LinkType, Transport};
 
 /// Files larger than this get a progress bar when stderr is a terminal.
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
@@ -37,6 +37,12 @@ pub struct FlowReport {
     pub packet_index: Option<u64>,
     pub packets: u64,
     pub bytes: u64,
+    /// The reason chain (`Reasons::names`: detectors with evidence, then
+    /// facts). For a BitTorrent flow, every piece of evidence its verdict
+    /// rests on. For a clean or undecided flow, what DPI saw short of a
+    /// verdict (e.g. `mse_envelope` alone, which never condemns): how close
+    /// a look-alike came. Empty when nothing was seen.
+    pub reasons: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -61,21 +67,57 @@ impl FileReport {
     }
 }
 
+/// One flow's lifetime: its key and when it started (a later flow of the
+/// same 5-tuple is another flow).
+type FlowId = (Endpoint, Endpoint, Transport, u64);
+
+fn flow_id(flow: &Flow) -> FlowId {
+    (flow.key.lo, flow.key.hi, flow.key.proto, flow.first_seen_ns)
+}
+
 /// Collects flows as they leave the table (offline only: allocation is fine).
 #[derive(Default)]
 struct Collect {
     retired: Vec<FlowReport>,
+    /// The reason chains of decided flows still in the table (their DPI
+    /// state went back to the pool when they were decided); only non-empty
+    /// chains are kept.
+    decided: HashMap<FlowId, Reasons>,
+}
+
+impl Collect {
+    /// `flow`'s reason chain: from its DPI state while it is undecided,
+    /// else as it was when decided.
+    fn reasons(&self, flow: &Flow, dpi: Option<&FlowDpiState>) -> Reasons {
+        match dpi {
+            Some(state) => state.reasons(),
+            None => self
+                .decided
+                .get(&flow_id(flow))
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl EventSink for Collect {
     fn detection(&mut self, _event: &FlowDetection) {}
 
-    fn flow_retired(&mut self, flow: &Flow, _why: Retired) {
-        self.retired.push(flow_report(flow));
+    fn flow_decided(&mut self, flow: &Flow, dpi: &FlowDpiState) {
+        let reasons = dpi.reasons();
+        if !reasons.is_empty() {
+            self.decided.insert(flow_id(flow), reasons);
+        }
+    }
+
+    fn flow_retired(&mut self, flow: &Flow, _why: Retired, dpi: Option<&FlowDpiState>) {
+        let reasons = self.reasons(flow, dpi);
+        self.decided.remove(&flow_id(flow));
+        self.retired.push(flow_report(flow, reasons));
     }
 }
 
-fn flow_report(flow: &Flow) -> FlowReport {
+fn flow_report(flow: &Flow, reasons: Reasons) -> FlowReport {
     let (src, dst) = flow.endpoints();
     let decided = flow.verdict != FlowVerdict::Pending;
     FlowReport {
@@ -94,6 +136,7 @@ fn flow_report(flow: &Flow) -> FlowReport {
         packet_index: decided.then_some(flow.decided_at_packet),
         packets: flow.dirs[0].packets + flow.dirs[1].packets,
         bytes: flow.dirs[0].bytes + flow.dirs[1].bytes,
+        reasons: reasons.names().collect(),
     }
 }
 
@@ -223,7 +266,12 @@ pub fn analyze_file_looped(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let mut flows: Vec<FlowReport> = pipeline.flows().iter().map(flow_report).collect();
+    let (sink, pool) = (pipeline.sink(), pipeline.dpi_pool());
+    let mut flows: Vec<FlowReport> = pipeline
+        .flows()
+        .iter()
+        .map(|f| flow_report(f, sink.reasons(f, pool.get(f.dpi))))
+        .collect();
     flows.extend(pipeline.into_sink().retired);
     flows.sort_by_key(|f| (f.packet_index.is_none(), f.packet_index));
     let banned: BTreeSet<IpAddr> = flows
@@ -279,7 +327,7 @@ pub fn render_text(r: &FileReport) -> String {
         bt.len()
     );
     for f in &bt {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "  BitTorrent {} {}:{} -> {}:{}  {} ({}) at packet {}",
             f.proto.to_uppercase(),
@@ -291,6 +339,10 @@ pub fn render_text(r: &FileReport) -> String {
             f.confidence.unwrap_or("?"),
             f.packet_index.map_or("-".to_string(), |i| i.to_string())
         );
+        if !f.reasons.is_empty() {
+            let _ = write!(s, " [reasons: {}]", f.reasons.join(", "));
+        }
+        s.push('\n');
     }
     for d in &r.damage {
         let _ = writeln!(s, "  damage: {}", describe_damage(d));
@@ -336,4 +388,84 @@ pub fn describe_damage(d: &Damage) -> String {
         s.push_str("; reading stopped there, the packets before it are analysed");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: u64 = 1_000_000_000;
+
+    /// Ethernet + IPv4 + TCP (PSH|ACK) from 10.0.0.1:`sport` to 10.0.0.2:8000.
+    fn tcp_frame(sport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        let total = (20 + 20 + payload.len()) as u16;
+        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0]);
+        f.extend_from_slice(&[64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&8000u16.to_be_bytes());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Flows that leave the table mid-capture keep their reason chain: an
+    /// undecided one from its DPI state, a decided one (clean or
+    /// BitTorrent) from what was kept when it was decided; nothing is kept
+    /// once they are reported.
+    #[test]
+    fn retired_flows_keep_their_reason_chain() {
+        let flows = FlowsConfig {
+            capacity: 64,
+            tcp_idle_timeout_s: 10,
+            ..FlowsConfig::default()
+        };
+        let dpi = DpiConfig {
+            max_payload_packets: 2,
+            ..DpiConfig::default()
+        };
+        let mut p = Pipeline::new(
+            Arc::default(),
+            Mode::Monitor,
+            &flows,
+            &dpi,
+            Collect::default(),
+        );
+        let get = b"GET / HTTP/1.1\r\nUser-Agent: Transmission/3.00\r\n\r\n";
+        let mut handshake = b"\x13BitTorrent protocol".to_vec();
+        handshake.extend_from_slice(&[0; 8]);
+        handshake.extend_from_slice(&[0xab; 20]);
+        handshake.extend_from_slice(b"-TR3000-abcdefghijkl");
+        let at = |s: u64| Burst::offline(s * SEC);
+        let mut send = |sport: u16, seq: u32, payload: &[u8], s: u64| {
+            p.process_link(LinkType::Ethernet, &tcp_frame(sport, seq, payload), &at(s));
+        };
+        send(40000, 1, get, 1); // undecided
+        send(40001, 1, get, 1); // clean at its second payload
+        send(40001, 1 + get.len() as u32, b"x", 1);
+        send(40002, 1, &handshake, 1); // BitTorrent
+        send(40003, 1, b"hello", 1); // undecided, nothing seen
+                                     // Their 5-tuples 30 s later (bare ACKs): each old flow retires.
+        for sport in 40000..40004 {
+            send(sport, 9, b"", 30);
+        }
+        let sink = p.into_sink();
+        assert!(sink.decided.is_empty());
+        let mut got: Vec<_> = sink
+            .retired
+            .iter()
+            .map(|f| (f.sport, f.verdict, f.reasons.clone()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (40000, "undecided", vec!["http_client"]),
+                (40001, "clean", vec!["http_client"]),
+                (40002, "bittorrent", vec!["peer_wire_handshake"]),
+                (40003, "undecided", vec![]),
+            ]
+        );
+    }
 }
