@@ -1019,7 +1019,7 @@ fn random_flow(
         }
         let n = sizes(seed, i).max(1);
         let mut segs = vec![1448; n / 1448];
-        if n % 1448 != 0 {
+        if !n.is_multiple_of(1448) {
             segs.push(n % 1448);
         }
         let dir = if i % 2 == 0 { A } else { B };
