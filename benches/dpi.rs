@@ -116,6 +116,8 @@ fn per_detector(c: &mut Criterion) {
                         dst: IpAddr::from([192, 0, 2, 7]),
                         dst_port: dport,
                         tcp_flags: 0x18,
+                        tcp_seq: 1,
+                        tcp_ack: 1,
                         payload: &payload,
                     };
                     black_box(engine.inspect(state, &ctx, 1_000_000_000))

@@ -540,6 +540,14 @@ fn payload_ctx<'a>(
             L4::Tcp { flags, .. } => flags,
             _ => 0,
         },
+        tcp_seq: match packet.l4 {
+            L4::Tcp { seq, .. } => seq,
+            _ => 0,
+        },
+        tcp_ack: match packet.l4 {
+            L4::Tcp { ack, .. } => ack,
+            _ => 0,
+        },
         payload: packet.l4.payload(),
     }
 }

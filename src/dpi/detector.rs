@@ -9,7 +9,9 @@
 //! flow's evidence and the combining rule, and the cache itself.
 use std::net::IpAddr;
 
+use super::flights::Flights;
 use super::known_peers::{KnownPeers, PeerTier};
+use super::stream::{Placed, Streams};
 use super::{Confidence, DetectorId, DetectorSwitches, DpiConfig, PayloadCtx, Tally};
 
 /// Peers learned from one peer list at most (bounds the work per packet).
@@ -38,21 +40,43 @@ pub(super) struct Payload<'a> {
     /// The bytes to judge: the TCP segment, the UDP datagram, or the datagram
     /// unwrapped from SOCKS5.
     pub bytes: &'a [u8],
-    /// TCP: bytes this direction sent before this segment (saturating); 0 for
+    /// TCP: stream offset of `bytes[0]` in its direction (saturating); 0 for
     /// UDP.
     pub stream_at: u16,
+    /// TCP: the same offset, exact (modulo 2³²); 0 for UDP.
+    pub offset: u32,
+    /// TCP: the flow's stream positions and flights, this segment counted;
+    /// empty for UDP.
+    pub streams: &'a Streams,
+    pub flights: &'a Flights,
+    /// TCP: this segment opened a flight.
+    pub opens_flight: bool,
     /// A datagram relayed through SOCKS5: its peer is not the flow's other
     /// endpoint, so it must not move the flow's memory of the exchange.
     pub relayed: bool,
 }
 
+static NO_STREAMS: Streams = Streams::EMPTY;
+static NO_FLIGHTS: Flights = Flights::EMPTY;
+
 impl<'a> Payload<'a> {
-    /// A TCP segment (already known not to be a retransmission).
-    pub(super) fn segment(ctx: &'a PayloadCtx<'a>, stream_at: u16) -> Self {
+    /// The new bytes of a TCP segment, as `streams` placed it and `flights`
+    /// counted it.
+    pub(super) fn segment(
+        ctx: &'a PayloadCtx<'a>,
+        placed: Placed,
+        streams: &'a Streams,
+        flights: &'a Flights,
+        opens_flight: bool,
+    ) -> Self {
         Payload {
             ctx,
-            bytes: ctx.payload,
-            stream_at,
+            bytes: ctx.payload.get(placed.skip..).unwrap_or(&[]),
+            stream_at: u16::try_from(placed.at).unwrap_or(u16::MAX),
+            offset: placed.at,
+            streams,
+            flights,
+            opens_flight,
             relayed: false,
         }
     }
@@ -63,6 +87,10 @@ impl<'a> Payload<'a> {
             ctx,
             bytes,
             stream_at: 0,
+            offset: 0,
+            streams: &NO_STREAMS,
+            flights: &NO_FLIGHTS,
+            opens_flight: false,
             relayed,
         }
     }

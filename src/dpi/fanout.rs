@@ -54,18 +54,18 @@ use std::net::IpAddr;
 /// ~10/s), while a proxy client has one server, a Tor client with bridges a
 /// few. Three is the fewest that tells "a server list" from "a swarm" and
 /// still fires within the first seconds of a torrent.
-pub const DEFAULT_THRESHOLD: u8 = 3;
+pub(super) const DEFAULT_THRESHOLD: u8 = 3;
 /// How long a peer counts after its last envelope flow: long enough for a
 /// client that keeps few peers (a rate-limited or nearly finished torrent)
 /// to still gather three, short enough that a proxy client's occasional
 /// server change in a day does not add up.
-pub const DEFAULT_WINDOW_NS: u64 = 10 * 60 * 1_000_000_000;
+pub(super) const DEFAULT_WINDOW_NS: u64 = 10 * 60 * 1_000_000_000;
 /// Hosts per worker: only hosts with envelope-shaped flows are recorded (a
 /// small share of subscribers), at 64 bytes each: 1 MiB.
-pub const DEFAULT_CAPACITY: usize = 16_384;
+pub(super) const DEFAULT_CAPACITY: usize = 16_384;
 
 /// Peers remembered per host: the most `threshold` can be.
-pub const PEERS: usize = 4;
+pub(super) const PEERS: usize = 4;
 /// Hosts examined per record.
 const PROBE: usize = 4;
 /// Lowest peer port that counts: BitTorrent peers listen on unprivileged
@@ -78,7 +78,7 @@ const MIN_PORT: u16 = 1024;
 /// 8888), Shadowsocks' documented default (8388), HTTPS alternatives used by
 /// proxies and VPNs (8443, 9443), Tor's ORPort and DirPort (9001, 9030) and its
 /// SOCKS ports (9050, 9150). Sorted, for `binary_search`.
-pub const SERVICE_PORTS: [u16; 15] = [
+pub(super) const SERVICE_PORTS: [u16; 15] = [
     1080, 1194, 1723, 3128, 8000, 8080, 8118, 8388, 8443, 8888, 9001, 9030, 9050, 9150, 9443,
 ];
 
@@ -170,7 +170,7 @@ fn peer_key(ip: IpAddr) -> u128 {
 }
 
 /// The per-worker fan-out table (see the module comment).
-pub struct FanOut {
+pub(super) struct FanOut {
     hosts: Box<[Host]>,
     mask: usize,
     window_ns: u64,
@@ -182,7 +182,7 @@ impl FanOut {
     /// `capacity` hosts, rounded up to a power of two (at least the probe
     /// window); 0 disables the table. `threshold` is clamped to `1..=PEERS`,
     /// `window_ns` to at least 1.
-    pub fn new(capacity: usize, window_ns: u64, threshold: u8) -> Self {
+    pub(super) fn new(capacity: usize, window_ns: u64, threshold: u8) -> Self {
         let len = if capacity == 0 {
             0
         } else {
@@ -200,8 +200,9 @@ impl FanOut {
         }
     }
 
+    #[cfg(test)]
     /// Hosts the table can hold.
-    pub fn capacity(&self) -> usize {
+    pub(super) fn capacity(&self) -> usize {
         self.hosts.len()
     }
 
@@ -221,7 +222,7 @@ impl FanOut {
     /// that does not count (service port, privileged port, loopback or
     /// multicast peer) is not recorded and returns false: it is not part of
     /// a swarm, whatever else its host does.
-    pub fn record(&mut self, initiator: IpAddr, peer: IpAddr, peer_port: u16, now_ns: u64) -> bool {
+    pub(super) fn record(&mut self, initiator: IpAddr, peer: IpAddr, peer_port: u16, now_ns: u64) -> bool {
         if self.hosts.is_empty() || !counts(peer, peer_port) {
             return false;
         }

@@ -21,7 +21,7 @@
 //! | `udp_tracker` | BEP 15 connect/announce/scrape, responses matched by transaction id | Definitive |
 //! | `http` | tracker announce/scrape (info_hash + peer_id); client User-Agent | Definitive / Strong |
 //! | `lsd` | BEP 14 `BT-SEARCH` | Definitive |
-//! | `mse` | MSE/PE key-exchange shape | Strong |
+//! | `mse` | MSE/PE: the key-exchange envelope on flights (Strong); with a client's exact flight size, plaintext-selected BitTorrent or message-length arithmetic (Definitive) | Definitive |
 //! | `known_peers` | endpoints confirmed or advertised as BitTorrent | see below |
 //! | `guards` | STUN, DTLS, CAPWAP, DNS, DHCP, WireGuard, QUIC, Teredo, AFS RX, RakNet, TLS, SSH, HTTP, MSDO, Gnutella | (vetoes) |
 //! | `socks5` | unwraps SOCKS5 UDP datagrams before the UDP detectors | — |
@@ -40,8 +40,11 @@
 //! and `Detectors::udp` are the lists, in the order the detectors see a
 //! payload.
 //!
-//! TCP: every detector sees every new segment (one segment may carry a
-//! handshake and the first messages); retransmissions are skipped. UDP: a
+//! TCP: every detector sees every segment's new bytes (one segment may carry
+//! a handshake and the first messages), placed in its direction's stream by
+//! sequence number (`stream`: retransmissions skipped, overlaps trimmed,
+//! out-of-order segments shown at their own offset) and counted in the
+//! flow's flights (`flights`: A1, B1, A2… for the MSE detector). UDP: a
 //! datagram is one protocol's, so the first detector that notes evidence on it
 //! ends its inspection; a datagram that added no evidence is tried again
 //! unwrapped from SOCKS5.
@@ -63,7 +66,9 @@
 //!    the flow: `KnownPeer`, Strong; or
 //! 3. the flow has at least one **Strong** signal and its points reach 4:
 //!    Weak = 1, Strong = 2 per detector, plus 2 when an endpoint is an
-//!    **Advertised** known peer (named in a DHT/tracker peer list).
+//!    **Advertised** known peer (named in a DHT/tracker peer list), plus 2
+//!    when the host-behaviour hook (`DpiEngine::on_envelope`) reports the
+//!    initiator's fan-out of MSE-envelope flows (`Reason::HostFanOut`).
 //!
 //! So Weak signals never condemn on their own, a Strong signal needs a second
 //! independent one (another detector, or the endpoint cache), and a flow on
@@ -74,7 +79,9 @@
 //! packet's own detectors, so a flow's own evidence names it when it can.
 //!
 //! A flow is judged Clean once both directions have had `max_payload_packets`
-//! payload packets, or one direction has and the other has had none.
+//! payload packets, or one direction has and the other has had none. A flow
+//! that showed the MSE envelope gets `mse::MAX_PAYLOAD_PACKETS` (48) instead:
+//! its message lengths are measured after the handshake flights.
 use std::net::IpAddr;
 
 use crate::wire::Transport;
@@ -82,8 +89,8 @@ use crate::wire::Transport;
 mod bencode;
 mod detector;
 mod dht;
-// Public until the engine uses it (so it is not dead code meanwhile).
-pub mod fanout;
+mod fanout;
+mod flights;
 mod framing;
 mod guards;
 mod handshake;
@@ -244,6 +251,10 @@ pub struct PayloadCtx<'a> {
     pub dst_port: u16,
     /// TCP flags (0 for UDP).
     pub tcp_flags: u8,
+    /// TCP sequence number of the segment (0 for UDP).
+    pub tcp_seq: u32,
+    /// TCP acknowledgment number (0 for UDP; meaningful with ACK set).
+    pub tcp_ack: u32,
     pub payload: &'a [u8],
 }
 
@@ -331,6 +342,10 @@ const GUARDED: u8 = 0x01;
 const DECIDED_BITTORRENT: u8 = 0x02;
 const DECIDED_CLEAN: u8 = 0x04;
 const ADVERTISED_ENDPOINT: u8 = 0x08;
+/// The host-behaviour hook vouched for the flow's initiator.
+const HOST_FAN_OUT: u8 = 0x10;
+/// Points the host-behaviour hook adds (as an Advertised endpoint).
+const FAN_OUT_POINTS: u8 = 2;
 
 /// Per-flow DPI memory: fixed size, no heap (see `flow_state_size` test).
 #[derive(Clone, Debug, Default)]
@@ -341,11 +356,12 @@ pub struct FlowDpiState {
     memory: Memory,
 }
 
-/// What the detectors remember of a flow: the TCP stream position they share,
-/// and each one's own `Detector::Memory`.
+/// What the detectors remember of a flow: the TCP stream positions and
+/// flights they share, and each one's own `Detector::Memory`.
 #[derive(Clone, Debug, Default)]
 struct Memory {
     stream: stream::Streams,
+    flights: flights::Flights,
     handshake: handshake::HandshakeState,
     framing: framing::FramingState,
     utp: utp::UtpState,
@@ -387,6 +403,9 @@ impl FlowDpiState {
         }
         if self.tally.flags & ADVERTISED_ENDPOINT != 0 {
             r.add(Reason::EndpointAdvertised);
+        }
+        if self.tally.flags & HOST_FAN_OUT != 0 {
+            r.add(Reason::HostFanOut);
         }
         if self
             .tally
@@ -503,6 +522,7 @@ impl Tally {
 struct Detectors {
     http: http::HttpMatcher,
     lsd: lsd::LsdMatcher,
+    mse: mse::Mse,
 }
 
 impl Detectors {
@@ -510,21 +530,28 @@ impl Detectors {
         Detectors {
             http: http::HttpMatcher::new(),
             lsd: lsd::LsdMatcher::new(),
+            mse: mse::Mse::new(),
         }
     }
 
     fn tcp(&self, m: &mut Memory, ctx: &PayloadCtx<'_>, out: &mut Findings<'_>) {
-        let Some(stream_at) = m.stream.advance(ctx.direction, ctx.payload) else {
+        let dir = ctx.direction;
+        let Some(placed) = m
+            .stream
+            .accept(dir, ctx.tcp_seq, ctx.tcp_flags, ctx.payload.len())
+        else {
             return; // a retransmission: already seen
         };
-        if stream_at == 0 && guards::tcp(ctx.payload).is_some() {
+        let new = ctx.payload.len() - placed.skip;
+        let opens = m.flights.record(&m.stream, dir, placed.at, new);
+        let p = Payload::segment(ctx, placed, &m.stream, &m.flights, opens);
+        if p.offset == 0 && guards::tcp(p.bytes).is_some() {
             out.guard();
         }
-        let p = Payload::segment(ctx, stream_at);
         handshake::Handshake.inspect(&mut m.handshake, &p, out);
         self.http.inspect(&mut (), &p, out);
         framing::Framing.inspect(&mut m.framing, &p, out);
-        mse::Mse.inspect(&mut m.mse, &p, out);
+        self.mse.inspect(&mut m.mse, &p, out);
     }
 
     fn udp(&self, m: &mut Memory, ctx: &PayloadCtx<'_>, out: &mut Findings<'_>) {
@@ -568,6 +595,8 @@ pub struct DpiEngine {
     config: DpiConfig,
     detectors: Detectors,
     known: KnownPeers,
+    /// Hosts' MSE-envelope flows to distinct peers (host behaviour).
+    fanout: fanout::FanOut,
     ttl_ns: u64,
 }
 
@@ -582,6 +611,11 @@ impl DpiEngine {
             config: config.clone(),
             detectors: Detectors::new(),
             known: KnownPeers::new(capacity, ttl_ns),
+            fanout: fanout::FanOut::new(
+                fanout::DEFAULT_CAPACITY,
+                fanout::DEFAULT_WINDOW_NS,
+                fanout::DEFAULT_THRESHOLD,
+            ),
             ttl_ns,
         }
     }
@@ -639,10 +673,17 @@ impl DpiEngine {
         let first_of_flow = state.payload_packets == [0, 0];
         state.payload_packets[dir] = state.payload_packets[dir].saturating_add(1);
 
+        let had_envelope = state.tally.facts.has(Reason::MseEnvelope);
         let mut out = Findings::new(&mut state.tally, &mut self.known, &self.config, now_ns);
         match ctx.transport {
             Transport::Tcp => self.detectors.tcp(&mut state.memory, ctx, &mut out),
             Transport::Udp => self.detectors.udp(&mut state.memory, ctx, &mut out),
+        }
+        if !had_envelope
+            && state.tally.facts.has(Reason::MseEnvelope)
+            && self.on_envelope(ctx, now_ns)
+        {
+            state.tally.flags |= HOST_FAN_OUT;
         }
         if first_of_flow && !state.tally.score().0 {
             if let Some(found) = self.check_endpoints(state, ctx, now_ns) {
@@ -650,6 +691,25 @@ impl DpiEngine {
             }
         }
         self.judge(state, ctx, now_ns)
+    }
+
+    /// Host-behaviour hook: called once per flow, on the packet that first
+    /// gave it `Reason::MseEnvelope`. True when the flow's initiator
+    /// (`ctx.src` for the originator's packet, else `ctx.dst`) behaves like
+    /// a BitTorrent client across flows (several envelope flows to distinct
+    /// peers on unusual ports within minutes): the flow then gets
+    /// `Reason::HostFanOut` and `FAN_OUT_POINTS`, as an Advertised endpoint
+    /// does (`fanout`: why fan-out and not fan-in).
+    #[inline]
+    fn on_envelope(&mut self, ctx: &PayloadCtx<'_>, now_ns: u64) -> bool {
+        if !self.enabled(DetectorId::Mse) {
+            return false;
+        }
+        let (initiator, peer, peer_port) = match ctx.direction {
+            Direction::Originator => (ctx.src, ctx.dst, ctx.dst_port),
+            Direction::Responder => (ctx.dst, ctx.src, ctx.src_port),
+        };
+        self.fanout.record(initiator, peer, peer_port, now_ns)
     }
 
     /// Known-peer lookups for both endpoints.
@@ -700,13 +760,20 @@ impl DpiEngine {
         if tally.flags & ADVERTISED_ENDPOINT != 0 {
             points = points.saturating_add(ADVERTISED_POINTS);
         }
+        if tally.flags & HOST_FAN_OUT != 0 && tally.evidence(DetectorId::Mse).is_some() {
+            points = points.saturating_add(FAN_OUT_POINTS);
+        }
         if definitive || (strong && points >= CONDEMN_POINTS) {
             if let Some(d) = tally.lead {
                 tally.flags |= DECIDED_BITTORRENT;
                 return Inspection::BitTorrent(d);
             }
         }
-        let max = self.config.max_payload_packets;
+        let mut max = self.config.max_payload_packets;
+        if state.tally.facts.has(Reason::MseEnvelope) {
+            // Room to measure the message phase (`mse::lengths`).
+            max = max.max(mse::MAX_PAYLOAD_PACKETS);
+        }
         let [a, b] = state.payload_packets;
         if (a >= max && (b >= max || b == 0)) || (b >= max && a == 0) {
             state.tally.flags |= DECIDED_CLEAN;

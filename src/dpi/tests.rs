@@ -18,6 +18,8 @@ struct Flow {
     port_b: u16,
     a: IpAddr,
     b: IpAddr,
+    /// Next TCP sequence number per direction (index = `Direction::index`).
+    seq: [u32; 2],
     state: FlowDpiState,
 }
 
@@ -29,6 +31,7 @@ impl Flow {
             port_b,
             a: ip(1),
             b: ip(2),
+            seq: [1_000, 4_000_000_000],
             state: FlowDpiState::default(),
         }
     }
@@ -40,7 +43,27 @@ impl Flow {
         }
     }
 
+    /// The next segment from `direction`, in sequence order.
     fn send(&mut self, e: &mut DpiEngine, direction: Direction, payload: &[u8]) -> Inspection {
+        let seq = self.seq[direction.index()];
+        self.send_seq(e, direction, seq, payload)
+    }
+
+    /// A segment from `direction` at sequence number `seq` (a retransmission,
+    /// or out of order); the next in-order one follows the highest sent.
+    fn send_seq(
+        &mut self,
+        e: &mut DpiEngine,
+        direction: Direction,
+        seq: u32,
+        payload: &[u8],
+    ) -> Inspection {
+        let d = direction.index();
+        let end = seq.wrapping_add(payload.len() as u32);
+        if (end.wrapping_sub(self.seq[d]) as i32) > 0 {
+            self.seq[d] = end;
+        }
+        let ack = self.seq[direction.reverse().index()];
         let (src, src_port, dst, dst_port) = match direction {
             Direction::Originator => (self.a, self.port_a, self.b, self.port_b),
             Direction::Responder => (self.b, self.port_b, self.a, self.port_a),
@@ -54,6 +77,16 @@ impl Flow {
             dst_port,
             tcp_flags: if self.transport == Transport::Tcp {
                 0x18
+            } else {
+                0
+            },
+            tcp_seq: if self.transport == Transport::Tcp {
+                seq
+            } else {
+                0
+            },
+            tcp_ack: if self.transport == Transport::Tcp {
+                ack
             } else {
                 0
             },
@@ -83,8 +116,18 @@ fn bt(detector: DetectorId, confidence: Confidence) -> Inspection {
 }
 
 /// Feeds alternating packets until the engine decides; returns the decision.
-fn run_out(e: &mut DpiEngine, f: &mut Flow, mut gen: impl FnMut(usize) -> Vec<u8>) -> Inspection {
-    for i in 0..64 {
+fn run_out(e: &mut DpiEngine, f: &mut Flow, gen: impl FnMut(usize) -> Vec<u8>) -> Inspection {
+    run_out_for(e, f, 64, gen)
+}
+
+/// `run_out` with `n` packets at most.
+fn run_out_for(
+    e: &mut DpiEngine,
+    f: &mut Flow,
+    n: usize,
+    mut gen: impl FnMut(usize) -> Vec<u8>,
+) -> Inspection {
+    for i in 0..n {
         let p = gen(i);
         let r = if i.is_multiple_of(2) {
             f.orig(e, &p)
@@ -101,7 +144,10 @@ fn run_out(e: &mut DpiEngine, f: &mut Flow, mut gen: impl FnMut(usize) -> Vec<u8
 #[test]
 fn flow_state_size() {
     // Keeps the per-flow cost visible: the flow table holds one per flow.
-    assert_eq!(std::mem::size_of::<FlowDpiState>(), 144);
+    // 296 bytes: 144 before TCP flights, + 64 stream positions by sequence
+    // number (`stream`), + 24 flights, + 64 MSE (envelope statistics, then
+    // message boundaries). Only undecided flows hold one (the DPI pool).
+    assert_eq!(std::mem::size_of::<FlowDpiState>(), 296);
 }
 
 #[test]
@@ -143,7 +189,10 @@ fn handshake_split_over_segments_and_a_retransmission() {
     let hs = handshake::tests::handshake();
     assert_eq!(f.orig(&mut e, &hs[..1]), Inspection::Pending);
     // The same 1-byte segment retransmitted must not shift the buffer.
-    assert_eq!(f.orig(&mut e, &hs[..1]), Inspection::Pending);
+    assert_eq!(
+        f.send_seq(&mut e, Direction::Originator, 1_000, &hs[..1]),
+        Inspection::Pending
+    );
     assert_eq!(f.orig(&mut e, &hs[1..3]), Inspection::Pending);
     assert_eq!(
         f.orig(&mut e, &hs[3..]),
@@ -240,6 +289,8 @@ fn dht_values_are_learned_as_advertised_peers() {
         dst: ip(1),
         dst_port: 6881,
         tcp_flags: 0,
+        tcp_seq: 0,
+        tcp_ack: 0,
         payload: resp,
     };
     e.learn_from_bittorrent_flow(&ctx, 0);
@@ -268,8 +319,11 @@ fn mse_alone_is_never_enough_but_an_advertised_peer_corroborates() {
     assert!(exchange(&mut e, &mut f)
         .iter()
         .all(|&x| x == Inspection::Pending));
-    let tail = run_out(&mut e, &mut f, |i| r(100 + i as u32, 1400));
+    // The envelope keeps the flow under inspection for 48 payload packets
+    // per direction (8 without it): 4 + 92 packets.
+    let tail = run_out_for(&mut e, &mut f, 92, |i| r(100 + i as u32, 1400));
     assert_eq!(tail, Inspection::Clean);
+    assert_eq!(f.state.payload_packets, [48, 48]);
 
     let mut e = engine();
     e.add_known_peer(ip(2), 6881, PeerTier::Advertised, 0);
@@ -296,11 +350,14 @@ fn tls_and_random_payloads_are_clean() {
     let mut e = engine();
     // High-entropy 200-byte payloads both ways: MSE-sized, but the originator
     // keeps talking before any answer… and then a reply: never Definitive.
+    // Alternating 200-byte flights pass the MSE envelope (Strong, never
+    // condemning alone), so the flow is inspected for 48 packets each way.
     let mut f = Flow::tcp(50000, 40000);
     assert_eq!(
-        run_out(&mut e, &mut f, |i| r(i as u32 + 7, 200)),
+        run_out_for(&mut e, &mut f, 200, |i| r(i as u32 + 7, 200)),
         Inspection::Clean
     );
+    assert_eq!(f.state.payload_packets, [48, 48]);
     assert!(!f.state.score().0);
 
     let mut hello = vec![
@@ -443,6 +500,8 @@ fn framing_plus_mse_would_need_both_strong() {
         dst: ip(2),
         dst_port: 2,
         tcp_flags: 0,
+        tcp_seq: 0,
+        tcp_ack: 0,
         payload: b"",
     };
     w.payload_packets = [1, 1];
@@ -631,4 +690,459 @@ fn arbitrary_bytes_never_panic_and_never_condemn() {
         }
     }
     assert_eq!(condemned, 0);
+}
+
+// ---- MSE on flights (mse.md: what each client sends) ----
+
+/// Sends one flight from `dir` as segments of `segs` bytes (random-looking,
+/// as DH keys, pads and RC4 output are); returns the inspection after the
+/// last segment, or the first verdict.
+fn flight(
+    e: &mut DpiEngine,
+    f: &mut Flow,
+    dir: Direction,
+    segs: &[usize],
+    seed: u32,
+) -> Inspection {
+    let mut last = Inspection::Pending;
+    for (k, &n) in segs.iter().enumerate() {
+        last = f.send(e, dir, &mse::tests::random_bytes(seed * 31 + k as u32, n));
+        if last != Inspection::Pending {
+            break;
+        }
+    }
+    last
+}
+
+use Direction::{Originator as A, Responder as B};
+
+/// The flights of an exchange, alternating from A: segment lengths per
+/// flight. Returns each flight's last inspection.
+fn exchange(e: &mut DpiEngine, f: &mut Flow, flights: &[&[usize]]) -> Vec<Inspection> {
+    flights
+        .iter()
+        .enumerate()
+        .map(|(i, segs)| {
+            let dir = if i % 2 == 0 { A } else { B };
+            flight(e, f, dir, segs, 100 + i as u32)
+        })
+        .collect()
+}
+
+fn mse_definitive() -> Inspection {
+    bt(DetectorId::Mse, Confidence::Definitive)
+}
+
+fn has(f: &Flow, r: Reason) -> bool {
+    f.state.reasons().has(r)
+}
+
+const P: Inspection = Inspection::Pending;
+
+#[test]
+fn transmission_a2_of_124_condemns_at_b2() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 51413);
+    // A1 96+PadA, B1 96+PadB, A2 = 56 + IA 68 in one write, B2 14 + 68.
+    let got = exchange(&mut e, &mut f, &[&[337], &[211], &[124], &[82]]);
+    assert_eq!(got, [P, P, P, mse_definitive()]);
+    assert!(has(&f, Reason::MseEnvelope));
+    assert!(has(&f, Reason::MseA2Exact));
+    // A single-number signature condemns the flow, not the endpoint.
+    assert_eq!(e.known_peer(ip(2), 51413, 100 * SEC), None);
+}
+
+#[test]
+fn envelope_is_strong_at_a2_and_only_then() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 51413);
+    exchange(&mut e, &mut f, &[&[337], &[211]]);
+    assert_eq!(f.state.evidence(DetectorId::Mse), None);
+    // A2 in two small writes: the envelope needs 56 bytes of it.
+    flight(&mut e, &mut f, A, &[40], 7);
+    assert_eq!(f.state.evidence(DetectorId::Mse), None);
+    flight(&mut e, &mut f, A, &[40], 8);
+    assert_eq!(f.state.evidence(DetectorId::Mse), Some(Confidence::Strong));
+    assert!(has(&f, Reason::MseEnvelope));
+}
+
+#[test]
+fn rtorrent_a2_of_124_with_a_coalesced_b2() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 6890);
+    // B2: 14 + handshake 68 + bitfield (5 + 120) in one buffer.
+    let got = exchange(&mut e, &mut f, &[&[96], &[607], &[124], &[207]]);
+    assert_eq!(got[3], mse_definitive());
+    assert!(has(&f, Reason::MseA2Exact));
+    assert!(!has(&f, Reason::MseB2Exact));
+}
+
+#[test]
+fn b2_of_14_or_82_condemns_as_first_segment_or_flight() {
+    for (b2, fact_at) in [
+        (&[14usize, 68, 300][..], 3),
+        (&[82, 400][..], 3),
+        // A 14-byte head and its handshake as one 82-byte flight: settled
+        // when A answers.
+        (&[40, 42][..], 4),
+    ] {
+        let mut e = engine();
+        let mut f = Flow::tcp(50000, 6881);
+        let got = exchange(&mut e, &mut f, &[&[300], &[300], &[361], b2, &[180]]);
+        assert_eq!(got[fact_at], mse_definitive(), "{b2:?}");
+        assert!(got[..fact_at].iter().all(|&g| g == P), "{b2:?}");
+        assert!(has(&f, Reason::MseB2Exact));
+    }
+}
+
+#[test]
+fn a_third_flight_of_68_condemns_at_b3() {
+    // aria2: IA empty (A2 = 56 + PadC), B2 = 14 + PadD, then A's handshake
+    // alone, then B's.
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 6881);
+    let got = exchange(
+        &mut e,
+        &mut f,
+        &[&[208], &[459], &[156], &[64], &[68], &[68, 200]],
+    );
+    assert_eq!(got, [P, P, P, P, P, mse_definitive()]);
+    assert!(has(&f, Reason::MseThirdFlight68));
+}
+
+#[test]
+fn plaintext_selected_b2_condemns_and_confirms_the_responder() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 6881);
+    exchange(&mut e, &mut f, &[&[300], &[300], &[361]]);
+    // B2: RC4(VC, crypto_select, len(PadD), 37 bytes of PadD), then the
+    // handshake in the clear, then its extension handshake.
+    let mut b2 = mse::tests::random_bytes(9, 14 + 37);
+    b2.extend(handshake::tests::handshake());
+    b2.extend(mse::tests::random_bytes(10, 150));
+    assert_eq!(f.resp(&mut e, &b2), mse_definitive());
+    assert!(has(&f, Reason::MsePlaintextSelected));
+    assert!(e.is_known_peer(ip(2), 6881, 100 * SEC));
+    assert!(!e.is_known_peer(ip(1), 50000, 100 * SEC));
+}
+
+#[test]
+fn plaintext_selected_a3_messages_condemn() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 6881);
+    exchange(&mut e, &mut f, &[&[300], &[300], &[361], &[402]]);
+    // A's stream after A2 in the clear: interested, then a request.
+    let mut a3 = framing::tests::msg(2, &[]);
+    a3.extend(framing::tests::msg(6, &[0; 12]));
+    assert_eq!(f.orig(&mut e, &a3), mse_definitive());
+    assert!(has(&f, Reason::MsePlaintextSelected));
+}
+
+/// A libtorrent-like exchange with random pads (no exact sizes), then `n`
+/// pieces from B in 1448-byte segments (the last one short, PSH), each
+/// answered by A with a write of 4 requests.
+fn libtorrent_with_pieces(e: &mut DpiEngine, f: &mut Flow, n: usize) -> Vec<Inspection> {
+    let mut got = exchange(e, f, &[&[353], &[589], &[450], &[335], &[180], &[245]]);
+    for i in 0..n {
+        let mut segs = vec![1448; 11];
+        segs.push(16397 - 11 * 1448);
+        got.push(flight(e, f, B, &segs, 300 + i as u32));
+        got.push(flight(e, f, A, &[4 * 17], 400 + i as u32));
+    }
+    got
+}
+
+#[test]
+fn libtorrent_with_random_pads_is_condemned_by_message_lengths() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 6881);
+    let got = libtorrent_with_pieces(&mut e, &mut f, 4);
+    // Envelope from A2 on; the boundaries fit once 4 do, one a piece.
+    let first = got.iter().position(|&g| g != P).unwrap();
+    assert_eq!(got[first], mse_definitive());
+    assert_eq!(first, 9, "{got:?}");
+    assert!(has(&f, Reason::MseMessageLengths));
+    assert!(!has(&f, Reason::MseA2Exact));
+    assert!(e.is_known_peer(ip(2), 6881, 100 * SEC));
+}
+
+#[test]
+fn envelope_alone_stays_not_bittorrent() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 6881);
+    let got = exchange(
+        &mut e,
+        &mut f,
+        &[&[353], &[589], &[450], &[335], &[180], &[245]],
+    );
+    assert!(got.iter().all(|&g| g == P));
+    assert_eq!(f.state.evidence(DetectorId::Mse), Some(Confidence::Strong));
+    // Random writes both ways after it: inspected for 48 packets per
+    // direction (not 8), then Clean.
+    let mut verdict = P;
+    let mut packets = 0;
+    while verdict == P && packets < 200 {
+        let dir = if packets % 2 == 0 { A } else { B };
+        verdict = flight(
+            &mut e,
+            &mut f,
+            dir,
+            &[700 + packets % 300],
+            500 + packets as u32,
+        );
+        packets += 1;
+    }
+    assert_eq!(verdict, Inspection::Clean);
+    assert_eq!(f.state.payload_packets, [48, 48]);
+    assert!(has(&f, Reason::MseEnvelope));
+}
+
+#[test]
+fn envelope_with_an_advertised_endpoint_condemns() {
+    let mut e = engine();
+    e.add_known_peer(ip(2), 6881, PeerTier::Advertised, 0);
+    let mut f = Flow::tcp(50000, 6881);
+    let got = exchange(&mut e, &mut f, &[&[353], &[589], &[450]]);
+    assert_eq!(got, [P, P, bt(DetectorId::Mse, Confidence::Strong)]);
+    let r = f.state.reasons();
+    assert!(r.has(Reason::MseEnvelope) && r.has(Reason::EndpointAdvertised));
+}
+
+#[test]
+fn biglybt_small_writes_make_the_same_flights() {
+    // BiglyBT writes its first kilobyte in 50–149-byte pieces: the flights
+    // are what counts. A1 96+154, B1 96+201, A2 in three writes.
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 6881);
+    let got = exchange(
+        &mut e,
+        &mut f,
+        &[&[50, 120, 80], &[149, 60, 88], &[100, 70, 74]],
+    );
+    assert_eq!(got, [P, P, P]);
+    assert!(has(&f, Reason::MseEnvelope));
+    // B2: leftover pad + 14 + PadD merged with its handshake; then pieces.
+    flight(&mut e, &mut f, B, &[120, 137], 20);
+    flight(&mut e, &mut f, A, &[141], 21);
+    flight(&mut e, &mut f, B, &[77], 22);
+    let mut verdict = P;
+    for i in 0..4 {
+        let mut segs = vec![1448; 11];
+        segs.push(469);
+        if verdict == P {
+            verdict = flight(&mut e, &mut f, B, &segs, 30 + i);
+        }
+        if verdict == P {
+            verdict = flight(&mut e, &mut f, A, &[17 * 6], 40 + i);
+        }
+    }
+    assert_eq!(verdict, mse_definitive());
+    assert!(has(&f, Reason::MseMessageLengths));
+}
+
+#[test]
+fn out_of_order_and_retransmitted_segments_make_the_same_flights() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 51413);
+    let a1 = mse::tests::random_bytes(1, 337);
+    // A1 in three segments, the third before the second; then all of it
+    // again. (The first segment seen sets the stream's base.)
+    assert_eq!(f.send_seq(&mut e, A, 1_000, &a1[..100]), P);
+    assert_eq!(f.send_seq(&mut e, A, 1_000 + 200, &a1[200..]), P);
+    assert_eq!(f.send_seq(&mut e, A, 1_000 + 100, &a1[100..200]), P);
+    assert_eq!(f.send_seq(&mut e, A, 1_000, &a1), P);
+    let b1 = mse::tests::random_bytes(2, 211);
+    let b_base = 4_000_000_000u32;
+    assert_eq!(f.send_seq(&mut e, B, b_base, &b1), P);
+    // A1's tail retransmitted after B1: no new flight.
+    assert_eq!(f.send_seq(&mut e, A, 1_000 + 300, &a1[300..]), P);
+    assert_eq!(f.state.memory.flights.current(), Some(1));
+    let a2 = mse::tests::random_bytes(3, 124);
+    assert_eq!(f.send_seq(&mut e, A, 1_337, &a2), P);
+    assert!(has(&f, Reason::MseEnvelope));
+    // B1 again, overlapping the start of B2 (repacketised): trimmed.
+    let mut b = b1.clone();
+    b.extend(mse::tests::random_bytes(4, 82));
+    assert_eq!(f.send_seq(&mut e, B, b_base, &b), mse_definitive());
+    assert!(has(&f, Reason::MseA2Exact));
+}
+
+#[test]
+fn a_responder_that_never_acked_the_key_is_not_mse() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 6881);
+    flight(&mut e, &mut f, A, &[337], 1);
+    // B answers before its stack acknowledged 96 bytes of A1: it did not
+    // read Ya (a server that speaks on connect, racing the client).
+    let b1 = mse::tests::random_bytes(2, 211);
+    let ctx = PayloadCtx {
+        transport: Transport::Tcp,
+        direction: B,
+        src: ip(2),
+        src_port: 6881,
+        dst: ip(1),
+        dst_port: 50000,
+        tcp_flags: 0x18,
+        tcp_seq: 77,
+        tcp_ack: 1_000 + 40,
+        payload: &b1,
+    };
+    assert_eq!(e.inspect(&mut f.state, &ctx, 100 * SEC), P);
+    f.seq[B.index()] = 77 + 211;
+    assert_eq!(flight(&mut e, &mut f, A, &[124], 3), P);
+    assert_eq!(flight(&mut e, &mut f, B, &[82], 4), P);
+    assert!(!has(&f, Reason::MseEnvelope));
+}
+
+// ---- look-alikes that must never be condemned ----
+
+/// Deterministic sizes in `lo..=hi`.
+fn size(seed: u32, k: u32, lo: usize, hi: usize) -> usize {
+    let r = mse::tests::random_bytes(seed.wrapping_mul(7919) ^ k.wrapping_mul(104_729), 4);
+    lo + (u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as usize) % (hi - lo + 1)
+}
+
+/// Alternating flights of random bytes, `flights` of them, sizes from
+/// `sizes(seed, i)`, split in 1448-byte segments; then 16 random writes each
+/// way. Returns (envelope seen, the reasons when condemned).
+fn random_flow(
+    e: &mut DpiEngine,
+    seed: u32,
+    flights: u32,
+    sizes: impl Fn(u32, u32) -> usize,
+) -> (bool, Option<Reasons>) {
+    let mut f = Flow::tcp(20000 + (seed % 40000) as u16, 30000);
+    let mut verdict = P;
+    for i in 0..flights + 32 {
+        if verdict != P {
+            break;
+        }
+        let n = sizes(seed, i).max(1);
+        let mut segs = vec![1448; n / 1448];
+        if !n.is_multiple_of(1448) {
+            segs.push(n % 1448);
+        }
+        let dir = if i % 2 == 0 { A } else { B };
+        verdict = flight(e, &mut f, dir, &segs, seed * 1000 + i);
+    }
+    (
+        has(&f, Reason::MseEnvelope),
+        matches!(verdict, Inspection::BitTorrent(_)).then(|| f.state.reasons()),
+    )
+}
+
+/// Over `seeds`: flows that passed the envelope, and the names of the facts
+/// that condemned flows (one entry per condemned flow).
+fn tally_random_flows(
+    seeds: std::ops::RangeInclusive<u32>,
+    flights: u32,
+    sizes: impl Fn(u32, u32) -> usize,
+) -> (usize, Vec<&'static str>) {
+    let mut e = engine();
+    let mut envelopes = 0;
+    let mut condemned = Vec::new();
+    for seed in seeds {
+        let (env, bad) = random_flow(&mut e, seed, flights, &sizes);
+        envelopes += usize::from(env);
+        if let Some(r) = bad {
+            condemned.push(
+                Reason::FACTS
+                    .into_iter()
+                    .rev()
+                    .find(|&f| r.has(f))
+                    .map_or("?", |f| f.name()),
+            );
+        }
+    }
+    (envelopes, condemned)
+}
+
+#[test]
+fn random_alternating_flights_are_rarely_condemned() {
+    // Flight sizes uniform in 1–1460, random bytes, consistent ACKs: about
+    // 12 % pass the envelope (both key flights in 96–608, A2 ≥ 56), and a
+    // single-number signature (A2 124, B2 14/82, A3 68) then has about
+    // 4/1460 ≈ 0.27 % to hit: about one flow in 3000.
+    // The spec bounds on the other flights (`b2_exact`, `third_flight_68`)
+    // cut that by about 7 for B2 and A3.
+    let (envelopes, condemned) = tally_random_flows(1..=3000, 6, |s, i| size(s, i, 1, 1460));
+    assert_eq!((envelopes, condemned), (360, vec![]));
+}
+
+#[test]
+fn obfs4_like_handshakes_are_never_condemned() {
+    // obfs4: client and server handshakes of 141–8192 random bytes
+    // (uniform padding), then frames of 21–1448 bytes. ~0.3 % pass the
+    // envelope; none of its flights can be 14, 68, 82 or 124 bytes… except
+    // the frames after the handshake.
+    let (envelopes, condemned) = tally_random_flows(1..=3000, 2, |s, i| match i {
+        0 | 1 => size(s, i, 141, 8192),
+        _ => size(s, i, 21, 1448),
+    });
+    assert_eq!((envelopes, condemned), (7, vec![]));
+}
+
+#[test]
+fn shadowsocks_aead_then_bulk() {
+    // Salt 32 + [len 2 + tag 16] + request + tag 16 one way, salt + chunk
+    // back, then chunks of payload + 34 bytes from A and full chunks
+    // (16383 + 34 = 16417 bytes, 1–4 per write) from B.
+    let (envelopes, condemned) = tally_random_flows(1..=1000, 4, |s, i| match i {
+        0 => 66 + size(s, i, 7, 300),
+        1 => 66 + size(s, i, 1, 500),
+        i if i % 2 == 0 => 34 + size(s, i, 1, 600),
+        _ => 16417 * size(s, i, 1, 4),
+    });
+    // Most pass the envelope (a small request, a small answer, more
+    // requests). B's 16417-byte chunks never fit a piece, and never let a
+    // 68-byte A3 count; but A's second chunk is 124 bytes (a 90-byte
+    // request) in 1 of 600: 1 flow in 1000 here. Known weakness of the
+    // A2 = 124 signature (the report says so).
+    assert_eq!((envelopes, condemned), (845, vec!["mse_a2_124"]));
+}
+
+#[test]
+fn tls_records_after_an_envelope_are_never_condemned() {
+    // An obfuscated handshake that passes the envelope, then TLS-sized
+    // records (16405–16421 bytes, 1–3 per write) both ways.
+    let mut e = engine();
+    for seed in 1..=50u32 {
+        let mut f = Flow::tcp(20000 + seed as u16, 443);
+        let got = exchange(&mut e, &mut f, &[&[353], &[589], &[450], &[335]]);
+        assert!(got.iter().all(|&g| g == P));
+        let mut verdict = P;
+        for i in 0..24u32 {
+            if verdict != P {
+                break;
+            }
+            let n = size(seed, i, 1, 3) * size(seed, i + 100, 16405, 16421);
+            let mut segs = vec![1448; n / 1448];
+            segs.push(n % 1448);
+            verdict = flight(
+                &mut e,
+                &mut f,
+                if i % 2 == 0 { B } else { A },
+                &segs,
+                seed * 100 + i,
+            );
+        }
+        assert_eq!(verdict, Inspection::Clean, "seed {seed}");
+    }
+}
+
+#[test]
+fn ssh_is_never_mse() {
+    let mut e = engine();
+    let mut f = Flow::tcp(50000, 22);
+    assert_eq!(
+        f.orig(&mut e, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"),
+        P
+    );
+    assert_eq!(
+        f.resp(&mut e, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"),
+        P
+    );
+    let got = exchange(&mut e, &mut f, &[&[124], &[82], &[68], &[14]]);
+    assert!(got.iter().all(|&g| g == P));
+    assert!(!has(&f, Reason::MseEnvelope));
 }
