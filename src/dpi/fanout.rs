@@ -222,7 +222,13 @@ impl FanOut {
     /// that does not count (service port, privileged port, loopback or
     /// multicast peer) is not recorded and returns false: it is not part of
     /// a swarm, whatever else its host does.
-    pub(super) fn record(&mut self, initiator: IpAddr, peer: IpAddr, peer_port: u16, now_ns: u64) -> bool {
+    pub(super) fn record(
+        &mut self,
+        initiator: IpAddr,
+        peer: IpAddr,
+        peer_port: u16,
+        now_ns: u64,
+    ) -> bool {
         if self.hosts.is_empty() || !counts(peer, peer_port) {
             return false;
         }

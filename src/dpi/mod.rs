@@ -386,6 +386,15 @@ impl FlowDpiState {
         self.memory.handshake.info()
     }
 
+    /// TCP payload bytes seen per direction (stream positions, so a
+    /// retransmission counts once); 0 for UDP.
+    pub fn stream_bytes(&self) -> [u32; 2] {
+        [
+            self.memory.stream.high(Direction::Originator),
+            self.memory.stream.high(Direction::Responder),
+        ]
+    }
+
     /// True when a false-positive guard fired on this flow.
     pub fn guarded(&self) -> bool {
         self.tally.guarded()

@@ -43,6 +43,9 @@ pub struct FlowReport {
     /// verdict (e.g. `mse_envelope` alone, which never condemns): how close
     /// a look-alike came. Empty when nothing was seen.
     pub reasons: Vec<&'static str>,
+    /// For a flow DPI decided: what it had inspected by then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_verdict: Option<UntilVerdict>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -67,6 +70,21 @@ impl FileReport {
     }
 }
 
+/// How much of a flow DPI had seen when it decided: payload packets (both
+/// directions) and, for TCP, payload bytes by stream position.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct UntilVerdict {
+    pub payload_packets: u32,
+    pub payload_bytes: u64,
+}
+
+/// What a decided flow's DPI state said as it was given back.
+#[derive(Clone, Copy, Debug, Default)]
+struct Decided {
+    reasons: Reasons,
+    until: Option<UntilVerdict>,
+}
+
 /// One flow's lifetime: its key and when it started (a later flow of the
 /// same 5-tuple is another flow).
 type FlowId = (Endpoint, Endpoint, Transport, u64);
@@ -82,15 +100,18 @@ struct Collect {
     /// The reason chains of decided flows still in the table (their DPI
     /// state went back to the pool when they were decided); only non-empty
     /// chains are kept.
-    decided: HashMap<FlowId, Reasons>,
+    decided: HashMap<FlowId, Decided>,
 }
 
 impl Collect {
     /// `flow`'s reason chain: from its DPI state while it is undecided,
     /// else as it was when decided.
-    fn reasons(&self, flow: &Flow, dpi: Option<&FlowDpiState>) -> Reasons {
+    fn decided(&self, flow: &Flow, dpi: Option<&FlowDpiState>) -> Decided {
         match dpi {
-            Some(state) => state.reasons(),
+            Some(state) => Decided {
+                reasons: state.reasons(),
+                until: None,
+            },
             None => self
                 .decided
                 .get(&flow_id(flow))
@@ -104,20 +125,30 @@ impl EventSink for Collect {
     fn detection(&mut self, _event: &FlowDetection) {}
 
     fn flow_decided(&mut self, flow: &Flow, dpi: &FlowDpiState) {
-        let reasons = dpi.reasons();
-        if !reasons.is_empty() {
-            self.decided.insert(flow_id(flow), reasons);
-        }
+        let [a, b] = dpi.payload_packets;
+        let [x, y] = dpi.stream_bytes();
+        let until = UntilVerdict {
+            payload_packets: u32::from(a) + u32::from(b),
+            payload_bytes: u64::from(x) + u64::from(y),
+        };
+        self.decided.insert(
+            flow_id(flow),
+            Decided {
+                reasons: dpi.reasons(),
+                until: Some(until),
+            },
+        );
     }
 
     fn flow_retired(&mut self, flow: &Flow, _why: Retired, dpi: Option<&FlowDpiState>) {
-        let reasons = self.reasons(flow, dpi);
+        let decided = self.decided(flow, dpi);
         self.decided.remove(&flow_id(flow));
-        self.retired.push(flow_report(flow, reasons));
+        self.retired.push(flow_report(flow, decided));
     }
 }
 
-fn flow_report(flow: &Flow, reasons: Reasons) -> FlowReport {
+fn flow_report(flow: &Flow, decided: Decided) -> FlowReport {
+    let Decided { reasons, until } = decided;
     let (src, dst) = flow.endpoints();
     let decided = flow.verdict != FlowVerdict::Pending;
     FlowReport {
@@ -137,6 +168,7 @@ fn flow_report(flow: &Flow, reasons: Reasons) -> FlowReport {
         packets: flow.dirs[0].packets + flow.dirs[1].packets,
         bytes: flow.dirs[0].bytes + flow.dirs[1].bytes,
         reasons: reasons.names().collect(),
+        until_verdict: until.filter(|_| flow.verdict != FlowVerdict::Pending),
     }
 }
 
@@ -270,7 +302,7 @@ pub fn analyze_file_looped(
     let mut flows: Vec<FlowReport> = pipeline
         .flows()
         .iter()
-        .map(|f| flow_report(f, sink.reasons(f, pool.get(f.dpi))))
+        .map(|f| flow_report(f, sink.decided(f, pool.get(f.dpi))))
         .collect();
     flows.extend(pipeline.into_sink().retired);
     flows.sort_by_key(|f| (f.packet_index.is_none(), f.packet_index));
