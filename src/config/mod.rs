@@ -55,7 +55,7 @@
 //!   tcp_idle_timeout_s: 300 # default 300, 1..=86400
 //!   udp_idle_timeout_s: 60  # default 60, 1..=86400
 //!   dpi_pool: 65536         # default = capacity, 1..=capacity: undecided
-//!                           #   flows per worker DPI inspects at once (144 B
+//!                           #   flows per worker DPI inspects at once (296 B
 //!                           #   of detector state each, allocated at start-up;
 //!                           #   a flow is 128 B). A flow whose first payload
 //!                           #   finds the pool full is never inspected: it
@@ -63,7 +63,9 @@
 //!                           #   btblocker_dpi_pool_exhausted_total
 //! dpi:                      # optional section
 //!   max_payload_packets: 8  # default 8, 1..=64: payload packets inspected per
-//!                           #   direction before a flow is judged clean
+//!                           #   direction before a flow is judged clean (a
+//!                           #   flow showing the MSE envelope gets 48, to
+//!                           #   measure its message lengths)
 //!   known_peer_capacity: 65536 # default 65536 per worker, 0 disables the
 //!                           #   known-peer cache
 //!   known_peer_ttl_s: 1800  # default 1800, 1..=604800

@@ -63,6 +63,8 @@ pub(super) const DEFAULT_WINDOW_NS: u64 = 10 * 60 * 1_000_000_000;
 /// Hosts per worker: only hosts with envelope-shaped flows are recorded (a
 /// small share of subscribers), at 64 bytes each: 1 MiB.
 pub(super) const DEFAULT_CAPACITY: usize = 16_384;
+/// Fewest hosts a table holds (a small offline run, a fuzz input).
+pub(super) const MIN_CAPACITY: usize = 64;
 
 /// Peers remembered per host: the most `threshold` can be.
 pub(super) const PEERS: usize = 4;

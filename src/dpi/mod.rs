@@ -21,7 +21,8 @@
 //! | `udp_tracker` | BEP 15 connect/announce/scrape, responses matched by transaction id | Definitive |
 //! | `http` | tracker announce/scrape (info_hash + peer_id); client User-Agent | Definitive / Strong |
 //! | `lsd` | BEP 14 `BT-SEARCH` | Definitive |
-//! | `mse` | MSE/PE: the key-exchange envelope on flights (Strong); with a client's exact flight size, plaintext-selected BitTorrent or message-length arithmetic (Definitive) | Definitive |
+//! | `mse` | MSE/PE: the key-exchange envelope on flights (Strong); with two of the clients' exact flight sizes, plaintext-selected BitTorrent or message-length arithmetic (Definitive) | Definitive |
+//! | `fanout` | host behaviour: an initiator's envelope flows to distinct peers on unusual ports (adds to the envelope, like an Advertised endpoint) | (points) |
 //! | `known_peers` | endpoints confirmed or advertised as BitTorrent | see below |
 //! | `guards` | STUN, DTLS, CAPWAP, DNS, DHCP, WireGuard, QUIC, Teredo, AFS RX, RakNet, TLS, SSH, HTTP, MSDO, Gnutella | (vetoes) |
 //! | `socks5` | unwraps SOCKS5 UDP datagrams before the UDP detectors | — |
@@ -620,8 +621,11 @@ impl DpiEngine {
             config: config.clone(),
             detectors: Detectors::new(),
             known: KnownPeers::new(capacity, ttl_ns),
+            // Hosts with envelope flows are a small share of the endpoints
+            // the known-peer cache holds: a quarter of it, within bounds
+            // (offline runs size the cache by the capture, and so this).
             fanout: fanout::FanOut::new(
-                fanout::DEFAULT_CAPACITY,
+                (capacity / 4).clamp(fanout::MIN_CAPACITY, fanout::DEFAULT_CAPACITY),
                 fanout::DEFAULT_WINDOW_NS,
                 fanout::DEFAULT_THRESHOLD,
             ),
