@@ -594,7 +594,7 @@ fn settle<S: EventSink>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dpi::{DetectorId, DetectorSwitches};
 
@@ -619,13 +619,20 @@ mod tests {
 
     /// Ethernet + IPv4 + TCP (PSH|ACK) from 10.0.0.1:`sport` to 10.0.0.2:6881.
     fn tcp_frame(sport: u16, payload: &[u8]) -> Vec<u8> {
+        tcp_frame_to(sport, 6881, 1, payload)
+    }
+
+    /// Ethernet + IPv4 + TCP (PSH|ACK, sequence number `seq`) from
+    /// 10.0.0.1:`sport` to 10.0.0.2:`dport`.
+    pub(crate) fn tcp_frame_to(sport: u16, dport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
         let total = (20 + 20 + payload.len()) as u16;
         f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0]);
         f.extend_from_slice(&[64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
         f.extend_from_slice(&sport.to_be_bytes());
-        f.extend_from_slice(&6881u16.to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
         f.extend_from_slice(payload);
         f
     }
