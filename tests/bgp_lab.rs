@@ -388,7 +388,7 @@ metrics:\n  enabled: false\ncontrol:\n  enabled: false\nban:\n  action: ban_host
         .collect();
     assert_eq!(
         banned,
-        pairs(&[(DETECTED, "peer_wire_handshake"), (DETECTED6, "utp")])
+        pair_set(&[(DETECTED, "peer_wire_handshake"), (DETECTED6, "utp")])
     );
 }
 /// Hang guard for the daemons (start-up, replies).
@@ -489,8 +489,8 @@ impl Daemon {
     }
 
     /// (ip, reason) of every ban in force.
-    fn hosts(&self) -> BTreeSet<(String, String)> {
-        hosts(&self.list())
+    fn host_set(&self) -> BTreeSet<(String, String)> {
+        host_set(&self.list())
     }
 
     fn bans(&self, args: &[&str]) -> String {
@@ -520,16 +520,13 @@ impl Drop for Daemon {
     }
 }
 
-/// `btblocker bans ARGS --socket SOCKET`. Its output is read while it runs
-/// (`Command::output`): a list of 10,000 bans would fill a pipe nobody reads.
-fn bans(socket: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("bans")
-        .args(args)
-        .args(["--socket", socket.to_str().unwrap()])
-        .current_dir(repo())
-        .output()
-        .expect("run btblocker bans")
+/// The bans in force as a set of (ip, reason): the lab compares sets.
+fn host_set(bans: &[Value]) -> BTreeSet<(String, String)> {
+    hosts(bans).into_iter().collect()
+}
+
+fn pair_set(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    pairs(list).into_iter().collect()
 }
 
 /// How many bans are in force (`total` of a one-ban page).
@@ -538,32 +535,6 @@ fn count(socket: &Path) -> u64 {
     assert!(out.status.success(), "bans list: {}", describe(&out));
     let reply: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     reply["total"].as_u64().expect("total")
-}
-
-/// Every ban in force (`bans list --json` fetches all pages).
-fn list(socket: &Path) -> Vec<Value> {
-    let out = bans(socket, &["list", "--json"]);
-    assert!(out.status.success(), "bans list: {}", describe(&out));
-    let reply: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(reply["ok"], true);
-    reply["bans"].as_array().unwrap().clone()
-}
-
-fn hosts(bans: &[Value]) -> BTreeSet<(String, String)> {
-    bans.iter()
-        .map(|b| {
-            (
-                b["ip"].as_str().unwrap().to_string(),
-                b["reason"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    list.iter()
-        .map(|(h, r)| (h.to_string(), r.to_string()))
-        .collect()
 }
 
 /// `/btblocker/stats` through DPDK's `dpdk-telemetry.py -f PREFIX`.
@@ -787,13 +758,13 @@ fn a_bans_reach_the_router_and_b_which_enforces_them_until_a_lifts_them() {
         "A's 4 bans at the router (RIB and kernel) {:?} after the last bans add",
         started.elapsed()
     );
-    let a_table = pairs(&[
+    let a_table = pair_set(&[
         (DETECTED, "peer_wire_handshake"),
         (DETECTED6, "utp"),
         ("203.0.113.7", "manual"),
         ("2001:db8::7", "manual"),
     ]);
-    assert_eq!(box_a.hosts(), a_table, "A imports nothing of its own");
+    assert_eq!(box_a.host_set(), a_table, "A imports nothing of its own");
     // The expiry travels: A's ban's expiry in unix seconds.
     let listed_a = box_a.list();
     let manual = listed_a.iter().find(|b| b["ip"] == "203.0.113.7").unwrap();
@@ -805,13 +776,13 @@ fn a_bans_reach_the_router_and_b_which_enforces_them_until_a_lifts_them() {
     );
 
     // B imports them, naming A; its own table holds nothing else.
-    let imported = pairs(&[
+    let imported = pair_set(&[
         (DETECTED, "bgp:1"),
         (DETECTED6, "bgp:1"),
         ("203.0.113.7", "bgp:1"),
         ("2001:db8::7", "bgp:1"),
     ]);
-    poll_eq("B's ban table", LAB_GUARD, &imported, || box_b.hosts());
+    poll_eq("B's ban table", LAB_GUARD, &imported, || box_b.host_set());
     for ban in box_b.list() {
         let exp = ban["expires_ms"].as_u64().expect("an imported ban expires");
         let a_exp = listed_a.iter().find(|x| x["ip"] == ban["ip"]).unwrap()["expires_ms"]
@@ -848,12 +819,12 @@ fn a_bans_reach_the_router_and_b_which_enforces_them_until_a_lifts_them() {
     poll_eq(
         "B after A's bans del",
         LAB_GUARD,
-        &pairs(&[
+        &pair_set(&[
             (DETECTED, "bgp:1"),
             (DETECTED6, "bgp:1"),
             ("2001:db8::7", "bgp:1"),
         ]),
-        || box_b.hosts(),
+        || box_b.host_set(),
     );
     // ... and B forwards that host's packets again.
     let lifted: Vec<Vec<u8>> = (0..N)
@@ -878,12 +849,12 @@ fn a_bans_reach_the_router_and_b_which_enforces_them_until_a_lifts_them() {
     poll_eq(
         "B after the expiry",
         LAB_GUARD,
-        &pairs(&[
+        &pair_set(&[
             (DETECTED, "bgp:1"),
             (DETECTED6, "bgp:1"),
             ("2001:db8::7", "bgp:1"),
         ]),
-        || box_b.hosts(),
+        || box_b.host_set(),
     );
 
     let (_, sum_b) = box_b.stop();
@@ -1029,7 +1000,7 @@ fn after_a_flap_a_speaker_restart_or_kill_9_the_router_holds_a_table_again() {
         "after kill -9: the restarted A reconciled the router in {:?}",
         started.elapsed()
     );
-    let table: BTreeSet<String> = box_a.hosts().into_iter().map(|(ip, _)| ip).collect();
+    let table: BTreeSet<String> = box_a.host_set().into_iter().map(|(ip, _)| ip).collect();
     let at_router: BTreeSet<String> = lab
         .bird_routes("master4")
         .keys()
@@ -1233,8 +1204,8 @@ fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
     );
     assert_announced_by_a(&lab, &["203.0.113.1", "203.0.113.2"], &["2001:db8::1"]);
     assert_eq!(
-        box_a.hosts(),
-        pairs(&[
+        box_a.host_set(),
+        pair_set(&[
             ("203.0.113.1", "manual"),
             ("203.0.113.2", "manual"),
             ("2001:db8::1", "manual"),
@@ -1300,12 +1271,12 @@ fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
             ("refused_total", 1),
         ],
     );
-    let imported = pairs(&[
+    let imported = pair_set(&[
         ("203.0.113.1", "bgp:1"),
         ("203.0.113.4", "bgp:1"),
         ("2001:db8::1", "bgp:1"),
     ]);
-    poll_eq("B's table", LAB_GUARD, &imported, || box_b.hosts());
+    poll_eq("B's table", LAB_GUARD, &imported, || box_b.host_set());
 
     // on_session_loss: keep. B's session with the router goes down: its
     // gobgpd withdraws every path, then reports the peer down; B keeps the bans.
@@ -1333,7 +1304,7 @@ fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
         &[("imported_total", 6), ("import_withdrawn_total", 1)],
     );
     loss(port_b);
-    assert_eq!(box_b.hosts(), imported, "kept while the session is down");
+    assert_eq!(box_b.host_set(), imported, "kept while the session is down");
     back(port_b);
     // The paths come back and refresh the kept bans; none was ever lifted.
     poll_metrics(
@@ -1346,7 +1317,7 @@ fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
             ("announced_routes", 0),
         ],
     );
-    assert_eq!(box_b.hosts(), imported);
+    assert_eq!(box_b.host_set(), imported);
 
     // on_session_loss: drop. The bans leave with the session, come back with it.
     let _ = box_b.stop();
@@ -1355,17 +1326,22 @@ fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
         port_b + 1,
     );
     box_b = b.start(&lab, &cfg_b);
-    poll_eq("B's table (drop)", LAB_GUARD, &imported, || box_b.hosts());
-    loss(port_b + 1);
-    poll_eq("B's table after the loss", LAB_GUARD, &pairs(&[]), || {
-        box_b.hosts()
+    poll_eq("B's table (drop)", LAB_GUARD, &imported, || {
+        box_b.host_set()
     });
+    loss(port_b + 1);
+    poll_eq(
+        "B's table after the loss",
+        LAB_GUARD,
+        &pair_set(&[]),
+        || box_b.host_set(),
+    );
     back(port_b + 1);
     poll_eq(
         "B's table when the session is back",
         LAB_GUARD,
         &imported,
-        || box_b.hosts(),
+        || box_b.host_set(),
     );
     poll_metrics(
         "B's imports (drop)",

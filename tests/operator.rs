@@ -63,42 +63,8 @@ fn sigterm(pid: u32) {
         .status();
 }
 
-/// `btblocker bans ARGS --socket SOCKET`.
-fn bans(socket: &Path, args: &[&str]) -> Output {
-    let mut all = vec!["bans"];
-    all.extend_from_slice(args);
-    all.extend(["--socket", socket.to_str().unwrap()]);
-    run_to_end(&all)
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `bans list --json`, asserting success.
-fn list(socket: &Path) -> Vec<Value> {
-    let out = bans(socket, &["list", "--json"]);
-    assert!(out.status.success(), "bans list: {}", describe(&out));
-    let reply: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(reply["ok"], true);
-    reply["bans"].as_array().unwrap().clone()
-}
-
-fn hosts(bans: &[Value]) -> Vec<(String, String)> {
-    bans.iter()
-        .map(|b| {
-            (
-                b["ip"].as_str().unwrap().to_string(),
-                b["reason"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(h, r)| (h.to_string(), r.to_string()))
-        .collect()
 }
 
 /// Waits until `ready` holds, checking every 50 ms (a hang guard, not a

@@ -50,22 +50,46 @@ impl Drop for Scratch {
 
 /// Waits for a child, killing it if it outlives `limit` (a hang guard, not a
 /// speed assertion).
+/// Waits for `child` to exit, at most `limit` (then kills it and panics
+/// with its output). Its stdout and stderr are read while it runs, so a
+/// large output (a list of 10,000 bans) cannot fill a pipe nobody reads.
 pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("collect output");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("collect output");
-            panic!(
-                "btblocker did not exit within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "btblocker did not exit within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
     }
 }
 
@@ -92,6 +116,43 @@ pub fn spawn_run(cfg: &Path, summary: &Path) -> Child {
 
 pub fn run_to_end(args: &[&str]) -> Output {
     wait_with_limit(spawn(args), Duration::from_secs(120))
+}
+
+/// `btblocker bans ARGS --socket SOCKET`, run to its end.
+pub fn bans(socket: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["bans"];
+    all.extend_from_slice(args);
+    all.extend(["--socket", socket.to_str().unwrap()]);
+    run_to_end(&all)
+}
+
+/// Every ban in force (`bans list --json` fetches all pages), asserting
+/// success.
+pub fn list(socket: &Path) -> Vec<serde_json::Value> {
+    let out = bans(socket, &["list", "--json"]);
+    assert!(out.status.success(), "bans list: {}", describe(&out));
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(reply["ok"], true);
+    reply["bans"].as_array().unwrap().clone()
+}
+
+/// (ip, reason) of each ban, in list order.
+pub fn hosts(bans: &[serde_json::Value]) -> Vec<(String, String)> {
+    bans.iter()
+        .map(|b| {
+            (
+                b["ip"].as_str().unwrap().to_string(),
+                b["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Owned (ip, reason) pairs, to compare with `hosts`.
+pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(h, r)| (h.to_string(), r.to_string()))
+        .collect()
 }
 
 pub fn describe(out: &Output) -> String {
