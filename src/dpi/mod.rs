@@ -259,6 +259,27 @@ pub struct PayloadCtx<'a> {
     pub payload: &'a [u8],
 }
 
+impl PayloadCtx<'_> {
+    /// The flow's originator endpoint, from either direction's packet.
+    #[inline]
+    pub fn originator(&self) -> (IpAddr, u16) {
+        match self.direction {
+            Direction::Originator => (self.src, self.src_port),
+            Direction::Responder => (self.dst, self.dst_port),
+        }
+    }
+
+    /// The flow's responder endpoint (its listening port), from either
+    /// direction's packet.
+    #[inline]
+    pub fn responder(&self) -> (IpAddr, u16) {
+        match self.direction {
+            Direction::Responder => (self.src, self.src_port),
+            Direction::Originator => (self.dst, self.dst_port),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inspection {
     /// Not decided yet: keep feeding payload packets.
@@ -715,13 +736,8 @@ impl DpiEngine {
     /// does (`fanout`: why fan-out and not fan-in).
     #[inline]
     fn on_envelope(&mut self, ctx: &PayloadCtx<'_>, now_ns: u64) -> bool {
-        if !self.enabled(DetectorId::Mse) {
-            return false;
-        }
-        let (initiator, peer, peer_port) = match ctx.direction {
-            Direction::Originator => (ctx.src, ctx.dst, ctx.dst_port),
-            Direction::Responder => (ctx.dst, ctx.src, ctx.src_port),
-        };
+        let (initiator, _) = ctx.originator();
+        let (peer, peer_port) = ctx.responder();
         self.fanout.record(initiator, peer, peer_port, now_ns)
     }
 

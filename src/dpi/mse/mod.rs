@@ -198,7 +198,7 @@ impl Detector for Mse {
                 // another flow to it is condemned only if it shows the
                 // envelope itself (2 + 2 points), so a rare false pair of
                 // sizes cannot spread to a server's other clients.
-                let (ip, port) = responder(p.ctx);
+                let (ip, port) = p.ctx.responder();
                 out.advertise(ip, port);
                 return;
             }
@@ -213,19 +213,10 @@ impl Detector for Mse {
                 out.reason(r);
                 out.note(DetectorId::Mse, Confidence::Definitive);
                 m.flags |= CONDEMNED;
-                let (ip, port) = responder(p.ctx);
+                let (ip, port) = p.ctx.responder();
                 out.confirm(ip, port);
             }
         }
-    }
-}
-
-/// The flow's responder endpoint (its listening port), from either
-/// direction's packet.
-fn responder(c: &super::PayloadCtx<'_>) -> (std::net::IpAddr, u16) {
-    match c.direction {
-        Direction::Responder => (c.src, c.src_port),
-        Direction::Originator => (c.dst, c.dst_port),
     }
 }
 
