@@ -338,9 +338,10 @@ impl FlowTable {
         std::ptr::from_ref(&self.meta[hash as usize & self.bucket_mask]).cast()
     }
 
-    /// The slot a lookup of `hash` would read (the first whose tag matches),
-    /// for a second prefetch once `bucket_line`'s line has arrived; `None` when
-    /// no slot matches (a new flow).
+    /// The slot a lookup of `hash` would read (the first whose tag matches;
+    /// its first byte, [`SLOT_BYTES`] long), for a second prefetch once
+    /// `bucket_line`'s line has arrived; `None` when no slot matches (a new
+    /// flow).
     #[inline]
     pub fn slot_line(&self, hash: u64) -> Option<*const u8> {
         let b = hash as usize & self.bucket_mask;

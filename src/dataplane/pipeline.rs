@@ -267,11 +267,15 @@ impl<S: EventSink> Pipeline<S> {
     }
 
     /// Lookahead, step 2 (once step 1's line has had time to arrive): the
-    /// flow's slot, being prefetched.
+    /// flow's slot, being prefetched: both its lines, since the lookup
+    /// compares the key in the first and reads and writes the timestamps
+    /// and counters in the second (prefetching only the first left a DRAM
+    /// miss per packet on the many-flows set: BENCHMARKS.md).
     #[inline]
     pub fn flow_lookahead_slot(&self, hash: u64, prefetch: impl Fn(*const u8)) {
-        if let Some(line) = self.flows.slot_line(hash) {
-            prefetch(line);
+        if let Some(slot) = self.flows.slot_line(hash) {
+            prefetch(slot);
+            prefetch(slot.wrapping_add(64));
         }
     }
 
