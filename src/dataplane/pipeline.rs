@@ -10,7 +10,9 @@ use crate::config::{BanAction, FlowsConfig, Mode, PortRole};
 use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::counters::MAX_PORTS;
 use crate::dataplane::dpi_pool::{DpiPool, DpiRef};
-use crate::dataplane::flow::{Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Retired};
+use crate::dataplane::flow::{
+    Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Retired, SLOT_BYTES,
+};
 use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
 use crate::dataplane::stage_timing::{Lap, Stage};
 use crate::dpi::{
@@ -274,8 +276,10 @@ impl<S: EventSink> Pipeline<S> {
     #[inline]
     pub fn flow_lookahead_slot(&self, hash: u64, prefetch: impl Fn(*const u8)) {
         if let Some(slot) = self.flows.slot_line(hash) {
-            prefetch(slot);
-            prefetch(slot.wrapping_add(64));
+            // Each 64-byte cache line of the slot (two: SLOT_BYTES is 128).
+            for offset in (0..SLOT_BYTES).step_by(64) {
+                prefetch(slot.wrapping_add(offset));
+            }
         }
     }
 
