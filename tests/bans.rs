@@ -51,7 +51,7 @@ fn banned(sum: &serde_json::Value) -> Vec<(String, String)> {
 
 fn touches(frame: &[u8], hosts: &BTreeSet<IpAddr>) -> bool {
     match parse_ethernet(frame) {
-        Ok(Parsed::Ip(p)) => hosts.contains(&p.src) || hosts.contains(&p.dst),
+        Ok(Parsed::Ip(p)) => hosts.contains(&p.src_ip()) || hosts.contains(&p.dst_ip()),
         _ => false,
     }
 }

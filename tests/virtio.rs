@@ -82,7 +82,7 @@ fn expected_bans(files: &[PathBuf]) -> BTreeSet<IpAddr> {
 
 fn touches(frame: &[u8], banned: &BTreeSet<IpAddr>) -> bool {
     match parse_ethernet(frame) {
-        Ok(Parsed::Ip(p)) => banned.contains(&p.src) || banned.contains(&p.dst),
+        Ok(Parsed::Ip(p)) => banned.contains(&p.src_ip()) || banned.contains(&p.dst_ip()),
         _ => false,
     }
 }

@@ -8,6 +8,8 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use crate::wire::HostAddr;
+
 /// An IPv4 or IPv6 host address, stored as 16 bytes (IPv4-mapped for IPv4).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct BanKey([u8; 16]);
@@ -76,6 +78,13 @@ impl From<IpAddr> for BanKey {
             IpAddr::V4(v4) => v4.into(),
             IpAddr::V6(v6) => v6.into(),
         }
+    }
+}
+
+impl From<HostAddr> for BanKey {
+    #[inline(always)]
+    fn from(addr: HostAddr) -> Self {
+        BanKey(addr.octets())
     }
 }
 

@@ -26,7 +26,7 @@ use std::net::IpAddr;
 
 use super::dpi_pool::DpiRef;
 use crate::dpi::{Detection, Direction};
-use crate::wire::Transport;
+use crate::wire::{HostAddr, Transport};
 
 /// Slots per bucket.
 pub const WAYS: usize = 8;
@@ -34,34 +34,28 @@ pub const WAYS: usize = 8;
 /// One endpoint of a flow, IPv4 stored as IPv4-mapped IPv6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Endpoint {
-    /// The IPv6 (or IPv4-mapped) address as a big-endian 128-bit number, high
-    /// half first: two registers, so keys compare and hash as integers (as
-    /// `[u8; 16]` the compiler moved them byte by byte), and the derived order
-    /// is still the addresses' byte order.
-    addr: [u64; 2],
+    /// Two registers, so keys compare and hash as integers (as `[u8; 16]`
+    /// the compiler moved them byte by byte), and the derived order is
+    /// still the addresses' byte order.
+    pub addr: HostAddr,
     pub port: u16,
 }
 
 impl Endpoint {
     #[inline]
     pub fn new(ip: IpAddr, port: u16) -> Self {
-        let v = match ip {
-            IpAddr::V4(v4) => 0xffff_0000_0000 | u128::from(u32::from(v4)),
-            IpAddr::V6(v6) => u128::from(v6),
-        };
-        Endpoint {
-            addr: [(v >> 64) as u64, v as u64],
-            port,
-        }
+        Endpoint::at(HostAddr::from(ip), port)
     }
 
+    /// The endpoint at a parsed packet's address.
+    #[inline(always)]
+    pub const fn at(addr: HostAddr, port: u16) -> Self {
+        Endpoint { addr, port }
+    }
+
+    /// The address, IPv4 for an IPv4-mapped one.
     pub fn ip(&self) -> IpAddr {
-        let v6 =
-            std::net::Ipv6Addr::from(u128::from(self.addr[0]) << 64 | u128::from(self.addr[1]));
-        match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        }
+        self.addr.to_ip()
     }
 }
 
@@ -121,11 +115,10 @@ impl FlowKey {
         let ports = u64::from(self.lo.port)
             | u64::from(self.hi.port) << 16
             | u64::from(self.proto.protocol()) << 32;
-        let lo = folded_mul(self.lo.addr[0] ^ seed, self.lo.addr[1] ^ K[0]);
-        let hi = folded_mul(
-            self.hi.addr[0] ^ seed.rotate_left(32),
-            self.hi.addr[1] ^ K[1],
-        );
+        let [lo_high, lo_low] = self.lo.addr.halves();
+        let [hi_high, hi_low] = self.hi.addr.halves();
+        let lo = folded_mul(lo_high ^ seed, lo_low ^ K[0]);
+        let hi = folded_mul(hi_high ^ seed.rotate_left(32), hi_low ^ K[1]);
         folded_mul(lo ^ ports, hi ^ K[2])
     }
 }
@@ -177,6 +170,24 @@ pub struct Flow {
     pub first_seen_ns: u64,
     /// Index of the packet that decided the verdict (among those the pipeline saw).
     pub decided_at_packet: u64,
+    /// The ban snapshot under which neither of the flow's hosts was banned:
+    /// until the workers load another, its packets skip the ban check.
+    pub ban_checked: BanStamp,
+}
+
+/// Which ban snapshot a flow was last checked against: its generation plus
+/// one, so that the zero of a fresh slot means "never checked". Snapshots
+/// count generations in 64 bits, so two never share a stamp.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BanStamp(u64);
+
+impl BanStamp {
+    pub const NEVER: BanStamp = BanStamp(0);
+
+    #[inline(always)]
+    pub const fn of_generation(generation: u64) -> Self {
+        BanStamp(generation.wrapping_add(1))
+    }
 }
 
 impl Flow {
@@ -383,8 +394,29 @@ impl FlowTable {
         src_is_lo: bool,
         hash: u64,
         now_ns: u64,
-        mut on_retire: impl FnMut(&Flow, Retired),
+        on_retire: impl FnMut(&Flow, Retired),
     ) -> (&mut Flow, Direction, bool) {
+        match self.lookup_admitted(key, src_is_lo, hash, now_ns, on_retire, || true) {
+            Some(found) => found,
+            // `admit` always says yes.
+            None => unreachable!("a lookup that admits every flow returned none"),
+        }
+    }
+
+    /// `lookup_hashed`, where a flow that is not live may enter the table
+    /// only if `admit()` says so: it is asked before anything in the table
+    /// changes (no slot taken, nothing evicted or retired), and `None` is
+    /// returned when it refuses. A banned host must not push live flows out.
+    #[inline]
+    pub fn lookup_admitted(
+        &mut self,
+        key: &FlowKey,
+        src_is_lo: bool,
+        hash: u64,
+        now_ns: u64,
+        mut on_retire: impl FnMut(&Flow, Retired),
+        admit: impl FnOnce() -> bool,
+    ) -> Option<(&mut Flow, Direction, bool)> {
         let timeout = self.timeout(key.proto);
         let (tcp_timeout, udp_timeout) = (self.tcp_timeout_ns, self.udp_timeout_ns);
         let b = hash as usize & self.bucket_mask;
@@ -396,8 +428,12 @@ impl FlowTable {
         // Only a slot whose tag matches is read (a false match: 1 in 2^31).
         let found = (0..WAYS).find(|&i| meta.tags[i] == tag && bucket[i].flow.key == *key);
 
+        let live = found.filter(|&i| now_ns.saturating_sub(bucket[i].flow.last_seen_ns) <= timeout);
+        if live.is_none() && !admit() {
+            return None;
+        }
         let (idx, fresh) = match found {
-            Some(i) if now_ns.saturating_sub(bucket[i].flow.last_seen_ns) <= timeout => (i, false),
+            Some(i) if live.is_some() => (i, false),
             Some(i) => {
                 // Same 5-tuple after the idle timeout: a new flow.
                 on_retire(&bucket[i].flow, Retired::Expired);
@@ -452,12 +488,13 @@ impl FlowTable {
             flow.dpi = DpiRef::NONE;
             flow.decided_at_packet = 0;
             flow.detection = None;
+            flow.ban_checked = BanStamp::NEVER;
             self.active += 1;
             self.stats.created += 1;
         }
         flow.last_seen_ns = now_ns;
         let dir = flow.direction(src_is_lo);
-        (flow, dir, fresh)
+        Some((flow, dir, fresh))
     }
 
     /// Every live flow, for reports at the end of an offline run.
@@ -525,10 +562,61 @@ mod tests {
     #[test]
     fn slot_fits_two_cache_lines() {
         assert_eq!(SLOT_BYTES, 128);
-        assert_eq!(std::mem::size_of::<Flow>(), 120);
+        assert_eq!(std::mem::size_of::<Flow>(), 128);
         assert_eq!(std::mem::offset_of!(Flow, dpi), 60);
         assert_eq!(std::mem::offset_of!(Flow, last_seen_ns), 64);
+        assert_eq!(std::mem::offset_of!(Flow, ban_checked), 120);
         assert_eq!(META_BYTES_PER_SLOT, 8);
+    }
+
+    /// A refused flow changes nothing: no slot taken, no live flow evicted
+    /// from a full bucket, no expired one retired; an admitted one is as
+    /// `lookup` would make it.
+    #[test]
+    fn a_refused_flow_leaves_the_table_as_it_was() {
+        let mut t = table(8); // one bucket
+        let mut retired = 0;
+        for port in 0..8 {
+            t.lookup(Transport::Tcp, ep(1, port), ep(2, 80), 0, |_, _| {
+                retired += 1
+            });
+        }
+        let refuse = |t: &mut FlowTable, src: Endpoint, now_ns, retired: &mut u32| {
+            let (key, src_is_lo) = FlowKey::of(Transport::Tcp, src, ep(2, 80));
+            let hash = t.hash(&key);
+            t.lookup_admitted(
+                &key,
+                src_is_lo,
+                hash,
+                now_ns,
+                |_, _| *retired += 1,
+                || false,
+            )
+            .is_none()
+        };
+        assert!(refuse(&mut t, ep(3, 9), SEC, &mut retired));
+        // Port 0's flow, idle past the TCP timeout, is not retired either.
+        assert!(refuse(&mut t, ep(1, 0), 400 * SEC, &mut retired));
+        assert_eq!(
+            (t.active(), t.stats(), retired),
+            (
+                8,
+                FlowTableStats {
+                    created: 8,
+                    expired: 0,
+                    evicted: 0
+                },
+                0
+            )
+        );
+        // A live flow is found whatever `admit` would say, and not asked.
+        let (key, src_is_lo) = FlowKey::of(Transport::Tcp, ep(1, 5), ep(2, 80));
+        let hash = t.hash(&key);
+        let found = t.lookup_admitted(&key, src_is_lo, hash, SEC, |_, _| {}, || unreachable!());
+        assert!(found.is_some_and(|(_, _, created)| !created));
+        assert_eq!(BanStamp::of_generation(0), BanStamp::of_generation(0));
+        assert_ne!(BanStamp::of_generation(0), BanStamp::NEVER);
+        assert_ne!(BanStamp::of_generation(1), BanStamp::of_generation(0));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::counters::MAX_PORTS;
 use crate::dataplane::dpi_pool::{DpiPool, DpiRef};
 use crate::dataplane::flow::{
-    Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Retired, SLOT_BYTES,
+    BanStamp, Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Retired, SLOT_BYTES,
 };
 use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
 use crate::dataplane::stage_timing::{Lap, Stage};
@@ -80,6 +80,30 @@ impl Burst<'_> {
         }
     }
 }
+
+/// A burst's ban check: the snapshot, and the stamp a flow checked against
+/// it carries.
+#[derive(Clone, Copy)]
+struct BanCheck<'a> {
+    snapshot: &'a Snapshot,
+    stamp: BanStamp,
+    unix_ms: u64,
+}
+
+impl BanCheck<'_> {
+    /// Is either end of `packet` banned?
+    #[inline(always)]
+    fn either_banned(&self, packet: &Packet<'_>) -> bool {
+        self.snapshot.contains_either(
+            &BanKey::from(packet.src),
+            &BanKey::from(packet.dst),
+            self.unix_ms,
+        )
+    }
+}
+
+/// A host of the packet is banned: it is dropped.
+struct Banned;
 
 /// One worker's pipeline state. Owned by exactly one worker; never shared.
 pub struct Pipeline<S: EventSink = NoEvents> {
@@ -260,8 +284,8 @@ impl<S: EventSink> Pipeline<S> {
         let (proto, sport, dport) = p.l4.transport_ports()?;
         let (key, _) = FlowKey::of(
             proto,
-            Endpoint::new(p.src, sport),
-            Endpoint::new(p.dst, dport),
+            Endpoint::at(p.src, sport),
+            Endpoint::at(p.dst, dport),
         );
         let hash = self.flows.hash(&key);
         prefetch(self.flows.bucket_line(hash));
@@ -324,53 +348,78 @@ impl<S: EventSink> Pipeline<S> {
             }
         };
         self.count_parsed(&packet);
-        let banned = self.is_banned(&packet, burst);
-        lap.lap(&self.counters.stages, Stage::BanCheck);
+        let bans = self.ban_check(burst);
+        let Some(ports) = packet.l4.transport_ports() else {
+            // No flow to remember a check in: each such packet is checked.
+            let banned = bans.is_some_and(|b| b.either_banned(&packet));
+            lap.lap(&self.counters.stages, Stage::BanCheck);
+            return self.host_verdict(banned);
+        };
+        match self.track_and_inspect(port, &packet, ports, bans, nic_hash, index, burst, lap) {
+            Err(Banned) => self.host_verdict(true),
+            Ok(FlowVerdict::BitTorrent) if self.action != BanAction::LogOnly => {
+                self.counters.bans.dropped_bittorrent_flow.inc();
+                Verdict::Drop
+            }
+            Ok(_) => Verdict::Forward,
+        }
+    }
+
+    /// Drops (and counts) the packet of a banned host.
+    #[inline(always)]
+    fn host_verdict(&self, banned: bool) -> Verdict {
         if banned {
             self.counters.bans.dropped_banned_host.inc();
-            return Verdict::Drop;
+            Verdict::Drop
+        } else {
+            Verdict::Forward
         }
-        let verdict = self.track_and_inspect(port, &packet, nic_hash, index, burst, lap);
-        if verdict == FlowVerdict::BitTorrent && self.action != BanAction::LogOnly {
-            self.counters.bans.dropped_bittorrent_flow.inc();
-            return Verdict::Drop;
-        }
-        Verdict::Forward
     }
 
-    /// `ban_host`: is either end of the packet banned in this burst's snapshot?
-    #[inline]
-    fn is_banned(&self, packet: &Packet<'_>, burst: &Burst<'_>) -> bool {
+    /// This burst's ban check: `None` when it can drop nothing (offline,
+    /// an empty snapshot, or an action other than `ban_host`).
+    #[inline(always)]
+    fn ban_check<'b>(&self, burst: &Burst<'b>) -> Option<BanCheck<'b>> {
         match burst.bans {
-            Some(snap) if self.action == BanAction::BanHost && !snap.is_empty() => snap
-                .contains_either(
-                    &BanKey::from(packet.src),
-                    &BanKey::from(packet.dst),
-                    burst.unix_ms,
-                ),
-            _ => false,
+            Some(snapshot) if self.action == BanAction::BanHost && !snapshot.is_empty() => {
+                Some(BanCheck {
+                    snapshot,
+                    stamp: BanStamp::of_generation(snapshot.generation()),
+                    unix_ms: burst.unix_ms,
+                })
+            }
+            _ => None,
         }
     }
 
-    /// Flow lookup, then DPI while the flow is undecided; records the verdict
-    /// DPI reaches and reports a BitTorrent one to the sink.
+    /// Flow lookup with the ban check, then DPI while the flow is
+    /// undecided; records the verdict DPI reaches and reports a BitTorrent
+    /// one to the sink. `Err(Banned)` when a host of the packet is banned.
+    ///
+    /// A flow's hosts are checked once per ban snapshot, not per packet:
+    /// before a packet may create the flow (so a banned host takes no slot
+    /// and evicts nothing), and again at the flow's first packet under each
+    /// newer snapshot (`Flow::ban_checked`). Bans only arrive with a new
+    /// snapshot, so a flow checked under the current one needs no other
+    /// look; a ban that expires inside a snapshot's life ends with no flow
+    /// to skip its check, since a banned host's packets never make one.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn track_and_inspect(
         &mut self,
         port: usize,
         packet: &Packet<'_>,
+        (transport, sport, dport): (Transport, u16, u16),
+        bans: Option<BanCheck<'_>>,
         nic_hash: Option<u32>,
         index: u64,
         burst: &Burst<'_>,
         lap: &mut Lap,
-    ) -> FlowVerdict {
+    ) -> Result<FlowVerdict, Banned> {
         let now_ns = burst.now_ns;
-        let Some((transport, sport, dport)) = packet.l4.transport_ports() else {
-            return FlowVerdict::Pending;
-        };
         let payload = packet.l4.payload();
-        let src = Endpoint::new(packet.src, sport);
-        let dst = Endpoint::new(packet.dst, dport);
+        let src = Endpoint::at(packet.src, sport);
+        let dst = Endpoint::at(packet.dst, dport);
         let on_retire = retire(&self.counters, &mut self.sink, &mut self.dpi_pool);
         let (key, src_is_lo) = FlowKey::of(transport, src, dst);
         let hash = match nic_hash {
@@ -380,9 +429,20 @@ impl<S: EventSink> Pipeline<S> {
             Some(h) if packet.fragment == Fragment::None => flow_hash_from_nic(h),
             _ => self.flows.hash(&key),
         };
+        let admit = || !bans.is_some_and(|b| b.either_banned(packet));
         let (flow, dir, created) = self
             .flows
-            .lookup_hashed(&key, src_is_lo, hash, now_ns, on_retire);
+            .lookup_admitted(&key, src_is_lo, hash, now_ns, on_retire, admit)
+            .ok_or(Banned)?;
+        if let Some(b) = bans {
+            if flow.ban_checked != b.stamp {
+                // A flow just admitted was checked by `admit`.
+                if !created && b.either_banned(packet) {
+                    return Err(Banned);
+                }
+                flow.ban_checked = b.stamp;
+            }
+        }
         if created {
             self.counters.flows.created.inc();
         }
@@ -397,16 +457,16 @@ impl<S: EventSink> Pipeline<S> {
             || verdict == FlowVerdict::Clean
             || (verdict == FlowVerdict::BitTorrent && transport != Transport::Udp)
         {
-            return verdict;
+            return Ok(verdict);
         }
         let ctx = payload_ctx(packet, transport, sport, dport, dir);
         if verdict == FlowVerdict::BitTorrent {
             self.dpi.learn_from_bittorrent_flow(&ctx, now_ns);
             lap.lap(&self.counters.stages, Stage::Dpi);
-            return verdict;
+            return Ok(verdict);
         }
         let Some(state) = dpi_state(flow, &mut self.dpi_pool, &self.counters) else {
-            return FlowVerdict::Pending; // the pool was empty: left undecided
+            return Ok(FlowVerdict::Pending); // the pool was empty: left undecided
         };
         self.counters.flows.inspected_packets.inc();
         let inspection = self.dpi.inspect(state, &ctx, now_ns);
@@ -420,12 +480,12 @@ impl<S: EventSink> Pipeline<S> {
             &self.counters,
         );
         let Some((detection, reasons)) = decided else {
-            return flow.verdict;
+            return Ok(flow.verdict);
         };
         let endpoints = flow.endpoints();
         let event = self.detection_event(port, &ctx, endpoints, (detection, reasons), index, burst);
         self.sink.detection(&event);
-        FlowVerdict::BitTorrent
+        Ok(FlowVerdict::BitTorrent)
     }
 
     /// What the event sink hears of a flow judged BitTorrent by `ctx`'s packet.
@@ -459,10 +519,10 @@ impl<S: EventSink> Pipeline<S> {
         if packet.vlan_tags > 0 {
             c.vlan.inc();
         }
-        if packet.src.is_ipv4() {
-            c.ipv4.inc();
-        } else {
+        if packet.ipv6 {
             c.ipv6.inc();
+        } else {
+            c.ipv4.inc();
         }
         if packet.fragment != Fragment::None {
             c.fragments.inc();
@@ -540,9 +600,9 @@ fn payload_ctx<'a>(
     PayloadCtx {
         transport,
         direction,
-        src: packet.src,
+        src: packet.src_ip(),
         src_port: sport,
-        dst: packet.dst,
+        dst: packet.dst_ip(),
         dst_port: dport,
         tcp_flags: match packet.l4 {
             L4::Tcp { flags, .. } => flags,
@@ -773,8 +833,8 @@ pub(crate) mod tests {
         let (proto, sport, dport) = p.l4.transport_ports()?;
         let (key, _) = FlowKey::of(
             proto,
-            Endpoint::new(p.src, sport),
-            Endpoint::new(p.dst, dport),
+            Endpoint::at(p.src, sport),
+            Endpoint::at(p.dst, dport),
         );
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (key.lo, key.hi, proto.protocol()).hash(&mut h);
@@ -894,5 +954,156 @@ pub(crate) mod tests {
         assert!(p.sink().0[2].payload.is_empty());
         let by = &p.counters().flows.by_detector[DetectorId::PeerWireHandshake.index()];
         assert_eq!(by.get(), 3);
+    }
+
+    /// A ban table whose snapshots the tests hand to their bursts; it
+    /// starts with one unrelated ban, so the snapshot is never empty.
+    fn ban_table() -> crate::ban::BanTable {
+        let mut table = crate::ban::BanTable::new(
+            crate::ban::BanTableConfig {
+                max_entries: 1024,
+                ..crate::ban::BanTableConfig::default()
+            },
+            crate::ban::Allowlist::default(),
+        );
+        ban(&mut table, "192.0.2.99", 3_600);
+        table
+    }
+
+    /// Bans `host` for `ttl_s` seconds from unix ms 1,000 and publishes.
+    fn ban(table: &mut crate::ban::BanTable, host: &str, ttl_s: u64) {
+        let key: BanKey = host.parse().unwrap();
+        let ttl = std::time::Duration::from_secs(ttl_s);
+        table.add(key, ttl, "test", 1_000);
+        table.publish();
+    }
+
+    fn at_ms<'a>(unix_ms: u64, snapshot: &'a Snapshot) -> Burst<'a> {
+        Burst {
+            now_ns: unix_ms * 1_000_000,
+            unix_ms,
+            bans: Some(snapshot),
+        }
+    }
+
+    /// `frame` with its IPv4 source replaced.
+    fn from_src(mut frame: Vec<u8>, src: [u8; 4]) -> Vec<u8> {
+        frame[26..30].copy_from_slice(&src);
+        frame
+    }
+
+    /// A flow checked under one snapshot is checked again under the next:
+    /// a ban published mid-flow drops its next packets, both ways, and an
+    /// unban lets them through, in the same flow.
+    #[test]
+    fn a_ban_published_mid_flow_drops_its_next_packet_and_an_unban_restores_it() {
+        let mut p = pipeline(64);
+        let mut table = ban_table();
+        let reader = table.reader();
+        let fwd = tcp_frame(50000, b"");
+        let back = tcp_reply(50000, b"");
+        let snap = reader.load();
+        assert_eq!(
+            p.process(0, &fwd, 0, &at_ms(1_100, &snap)),
+            Verdict::Forward
+        );
+        assert_eq!(
+            p.process(0, &back, 0, &at_ms(1_100, &snap)),
+            Verdict::Forward
+        );
+
+        ban(&mut table, "10.0.0.2", 3_600);
+        let snap = reader.load();
+        assert_eq!(p.process(0, &fwd, 0, &at_ms(1_200, &snap)), Verdict::Drop);
+        assert_eq!(p.process(0, &back, 0, &at_ms(1_200, &snap)), Verdict::Drop);
+        assert_eq!(p.process(0, &fwd, 0, &at_ms(1_300, &snap)), Verdict::Drop);
+
+        table.remove(&"10.0.0.2".parse().unwrap());
+        table.publish();
+        let snap = reader.load();
+        assert_eq!(
+            p.process(0, &fwd, 0, &at_ms(1_400, &snap)),
+            Verdict::Forward
+        );
+        assert_eq!(p.counters().bans.dropped_banned_host.get(), 3);
+        assert_eq!(p.flows().active(), 1);
+        assert_eq!(p.counters().flows.created.get(), 1);
+        let flow = p.flows().iter().next().unwrap();
+        assert_eq!((flow.dirs[0].packets, flow.dirs[1].packets), (2, 1));
+    }
+
+    /// A banned host's new flows are refused before they take a slot: in a
+    /// full one-bucket table nothing is evicted for them; its packets with
+    /// no flow (ICMP) are dropped too.
+    #[test]
+    fn a_banned_hosts_packets_take_no_flow_slot_and_evict_nothing() {
+        let mut p = pipeline(8);
+        let mut table = ban_table();
+        ban(&mut table, "10.0.0.1", 3_600);
+        let snap = table.reader().load();
+        let burst = at_ms(2_000, &snap);
+        for i in 0..8u8 {
+            let frame = from_src(tcp_frame(40_000, b""), [10, 0, 1, i]);
+            assert_eq!(p.process(0, &frame, 0, &burst), Verdict::Forward);
+        }
+        assert_eq!(p.flows().active(), 8);
+        for sport in 50_000..50_010 {
+            assert_eq!(
+                p.process(0, &tcp_frame(sport, b""), 0, &burst),
+                Verdict::Drop
+            );
+        }
+        let mut icmp = tcp_frame(0, b"");
+        icmp[23] = wire::ip::protocol::ICMP;
+        assert_eq!(p.process(0, &icmp, 0, &burst), Verdict::Drop);
+        assert_eq!(p.counters().bans.dropped_banned_host.get(), 11);
+        assert_eq!(p.flows().active(), 8);
+        assert_eq!(p.counters().flows.evicted.get(), 0);
+        assert_eq!(p.counters().flows.created.get(), 8);
+    }
+
+    /// A ban that expires while its snapshot is still current lets the
+    /// host back in at once: its packets never made a flow that could skip
+    /// the check.
+    #[test]
+    fn a_ban_expiring_within_one_snapshot_lets_the_host_back() {
+        let mut p = pipeline(64);
+        let mut table = ban_table();
+        ban(&mut table, "10.0.0.1", 1);
+        let snap = table.reader().load();
+        let frame = tcp_frame(50000, b"");
+        assert_eq!(p.process(0, &frame, 0, &at_ms(1_999, &snap)), Verdict::Drop);
+        assert_eq!(
+            p.process(0, &frame, 0, &at_ms(2_000, &snap)),
+            Verdict::Forward
+        );
+        assert_eq!(p.flows().active(), 1);
+    }
+
+    /// Under `log_only` nothing is checked, so a flow made then carries no
+    /// stamp: a reload to `ban_host` under the same snapshot drops its next
+    /// packet.
+    #[test]
+    fn a_reload_to_ban_host_checks_flows_made_under_log_only() {
+        let settings = |action| WorkerSettings {
+            detectors: DetectorSwitches::all(),
+            action,
+            payload_bytes: 0,
+        };
+        let live = Arc::new(LiveSettings::new(settings(BanAction::LogOnly)));
+        let mut p = pipeline(64).with_live_settings(Arc::clone(&live));
+        let mut table = ban_table();
+        ban(&mut table, "10.0.0.2", 3_600);
+        let snap = table.reader().load();
+        let frame = tcp_frame(50000, b"");
+        p.start_burst();
+        assert_eq!(
+            p.process(0, &frame, 0, &at_ms(1_100, &snap)),
+            Verdict::Forward
+        );
+        live.store(settings(BanAction::BanHost));
+        p.start_burst();
+        assert_eq!(p.process(0, &frame, 0, &at_ms(1_200, &snap)), Verdict::Drop);
+        assert_eq!(p.counters().bans.dropped_banned_host.get(), 1);
     }
 }

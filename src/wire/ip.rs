@@ -1,13 +1,11 @@
 //! From an IP datagram to a [`Packet`]: the IP header, then TCP or UDP where
 //! this packet carries its header.
-use std::net::IpAddr;
-
 use super::ethernet::MAX_VLAN_TAGS;
 use super::ipv4::{self, Ipv4Packet};
 use super::ipv6::{self, Ipv6Packet};
 use super::tcp::TcpSegment;
 use super::udp::UdpDatagram;
-use super::{Fragment, Packet, ParseError, L4};
+use super::{Fragment, HostAddr, Packet, ParseError, L4};
 
 /// The transports a flow can have: what the flow table keys on, what the
 /// detectors are told, and what a detection reports. Its value is the IP
@@ -54,8 +52,9 @@ pub fn parse_ipv4(bytes: &[u8]) -> Result<Packet<'_>, ParseError> {
     let ip = Ipv4Packet::new_checked(bytes)?;
     let fragment = ip.fragment();
     Ok(packet(
-        IpAddr::V4(ip.src_addr()),
-        IpAddr::V4(ip.dst_addr()),
+        false,
+        HostAddr::from(ip.src_addr()),
+        HostAddr::from(ip.dst_addr()),
         ip.ttl(),
         fragment,
         ip.payload(),
@@ -69,8 +68,9 @@ pub fn parse_ipv6(bytes: &[u8]) -> Result<Packet<'_>, ParseError> {
     let ip = Ipv6Packet::new_checked(bytes)?;
     let upper = ip.upper_layer()?;
     Ok(packet(
-        IpAddr::V6(ip.src_addr()),
-        IpAddr::V6(ip.dst_addr()),
+        true,
+        HostAddr::from(ip.src_addr()),
+        HostAddr::from(ip.dst_addr()),
         ip.hop_limit(),
         upper.fragment,
         upper.payload,
@@ -92,8 +92,9 @@ pub fn parse_any(bytes: &[u8]) -> Result<Packet<'_>, ParseError> {
 
 #[inline]
 fn packet<'a>(
-    src: IpAddr,
-    dst: IpAddr,
+    ipv6: bool,
+    src: HostAddr,
+    dst: HostAddr,
     ttl: u8,
     fragment: Fragment,
     ip_payload: &[u8],
@@ -102,6 +103,7 @@ fn packet<'a>(
     Packet {
         vlan_tags: 0,
         vlan_ids: [0; MAX_VLAN_TAGS],
+        ipv6,
         src,
         dst,
         fragment,

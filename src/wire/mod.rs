@@ -15,8 +15,9 @@
 //! fuzzed (`fuzz/`). Lengths inside the packet (IPv4 total length, IPv6
 //! payload length, UDP length) cut the payload, so link padding never reaches
 //! DPI.
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+mod addr;
 mod error;
 pub mod ethernet;
 mod field;
@@ -31,6 +32,7 @@ pub mod udp;
 #[cfg(test)]
 mod tests;
 
+pub use addr::HostAddr;
 pub use error::ParseError;
 pub use ip::Transport;
 pub use link::{parse_link, LinkType};
@@ -121,8 +123,11 @@ impl<'a> L4<'a> {
 pub struct Packet<'a> {
     /// 0, 1 (802.1Q) or 2 (QinQ) VLAN tags in front of the IP header.
     pub vlan_tags: u8,
-    pub src: IpAddr,
-    pub dst: IpAddr,
+    /// True for IPv6 (the addresses alone cannot say: an IPv6 packet may
+    /// carry an IPv4-mapped address).
+    pub ipv6: bool,
+    pub src: HostAddr,
+    pub dst: HostAddr,
     pub fragment: Fragment,
     pub l4: L4<'a>,
     /// VLAN ids, outermost first; 0 where there is no tag. Private address
@@ -133,6 +138,26 @@ pub struct Packet<'a> {
     /// Bytes after the IP header and IPv6 extension headers (the L4 header
     /// and payload, or a non-first fragment's data); padding excluded.
     pub ip_payload_len: u16,
+}
+
+impl Packet<'_> {
+    /// The source address, of the packet's IP version.
+    pub fn src_ip(&self) -> IpAddr {
+        self.ip(self.src)
+    }
+
+    /// The destination address, of the packet's IP version.
+    pub fn dst_ip(&self) -> IpAddr {
+        self.ip(self.dst)
+    }
+
+    fn ip(&self, addr: HostAddr) -> IpAddr {
+        if self.ipv6 {
+            IpAddr::V6(Ipv6Addr::from(addr.to_u128()))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(addr.to_u128() as u32))
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

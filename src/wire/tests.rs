@@ -60,8 +60,8 @@ fn ipv4_tcp() {
     let p = ipv4_packet(&frame);
     assert_eq!(p.vlan_tags, 0);
     assert_eq!(p.vlan_ids, [0, 0]);
-    assert_eq!(p.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
-    assert_eq!(p.dst, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+    assert_eq!(p.src_ip(), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!(p.dst_ip(), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
     assert_eq!(p.fragment, Fragment::None);
     assert_eq!(p.ttl, 64);
     assert_eq!(p.ip_payload_len, 24);
@@ -122,8 +122,8 @@ fn vlan_ipv4_with_options_udp() {
     let p = ipv4_packet(&frame);
     assert_eq!(p.vlan_tags, 1);
     assert_eq!(p.vlan_ids, [100, 0]);
-    assert_eq!(p.src, IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10)));
-    assert_eq!(p.dst, IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20)));
+    assert_eq!(p.src_ip(), IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10)));
+    assert_eq!(p.dst_ip(), IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20)));
     assert_eq!(p.ttl, 128);
     assert_eq!(p.ip_payload_len, 12);
     assert_eq!(
@@ -162,8 +162,8 @@ fn qinq_ipv6_tcp_with_options() {
     let p = ipv4_packet(&frame);
     assert_eq!(p.vlan_tags, 2);
     assert_eq!(p.vlan_ids, [200, 100]);
-    assert_eq!(p.src, IpAddr::V6(Ipv6Addr::from(V6_SRC)));
-    assert_eq!(p.dst, IpAddr::V6(Ipv6Addr::from(V6_DST)));
+    assert_eq!(p.src_ip(), IpAddr::V6(Ipv6Addr::from(V6_SRC)));
+    assert_eq!(p.dst_ip(), IpAddr::V6(Ipv6Addr::from(V6_DST)));
     assert_eq!(p.ttl, 57);
     assert_eq!(p.fragment, Fragment::None);
     assert_eq!(p.ip_payload_len, 34);
@@ -363,7 +363,7 @@ fn null_ipv6_in_both_byte_orders_and_sll_with_vlan() {
             Ok(Parsed::Ip(p)) => p,
             other => panic!("{other:?}"),
         };
-        assert_eq!(p.src, IpAddr::V6(Ipv6Addr::from(V6_SRC)));
+        assert_eq!(p.src_ip(), IpAddr::V6(Ipv6Addr::from(V6_SRC)));
         assert_eq!(p.vlan_tags, 0);
     }
     // libpcap re-inserts VLAN tags after the SLL header.

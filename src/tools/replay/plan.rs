@@ -87,7 +87,7 @@ impl Sides {
     /// else (an outside source, ARP, a frame that does not parse) goes outside.
     pub fn side_of(&self, frame: &[u8]) -> Side {
         match parse_ethernet(frame) {
-            Ok(Parsed::Ip(p)) if self.is_inside(p.src) => Side::Inside,
+            Ok(Parsed::Ip(p)) if self.is_inside(p.src_ip()) => Side::Inside,
             _ => Side::Outside,
         }
     }
@@ -115,8 +115,8 @@ pub fn flow_of(frame: &[u8]) -> Option<FlowId> {
         } => (src_port, dst_port),
         L4::Other { .. } => (0, 0),
     };
-    let a = (BanKey::from(p.src).to_u128(), sport);
-    let b = (BanKey::from(p.dst).to_u128(), dport);
+    let a = (p.src.to_u128(), sport);
+    let b = (p.dst.to_u128(), dport);
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     Some(FlowId {
         proto: p.l4.protocol(),
