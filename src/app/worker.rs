@@ -73,10 +73,6 @@ impl Clock {
 /// enough to cover a memory access at ~40-150 ns per packet.
 const PREFETCH_AHEAD: usize = 4;
 
-/// Packets between the two steps of a flow lookahead (bucket line, then slot)
-/// and between the second step and the lookup.
-const LOOKAHEAD_STEP: usize = 4;
-
 pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicBool>) -> i32 {
     let mut rx = MbufArray::new();
     let mut tx = MbufArray::new();
@@ -110,11 +106,10 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
             // with a flow table larger than the caches, its flows too.
             let ahead = lookahead.decide(&pipeline);
             rx.prefetch_first(n, ahead);
-            lookahead.start(&pipeline, &rx, n);
+            lookahead.run(&pipeline, &rx, n);
             // Each packet leaves `rx` (its front is packet i) for `tx` or `drop`.
-            for i in 0..n {
+            for _ in 0..n {
                 rx.prefetch_ahead(0, ahead);
-                lookahead.step(&pipeline, &rx, n, i);
                 let Some(m) = rx.pop_front() else { break };
                 let len = m.pkt_len();
                 let hash = if nic_hash { m.rss_hash() } else { None };
@@ -150,10 +145,16 @@ pub fn run(plan: WorkerPlan, mut pipeline: Pipeline<RingSink>, stop: Arc<AtomicB
 }
 
 /// Two-step flow lookahead over a burst, used only while the flow table
-/// outgrows the caches ([`Pipeline::wants_flow_lookahead`]): packet i+8 is
-/// parsed and hashed and its bucket line prefetched; at i+4, with that line
-/// in cache, its slot is; at i the lookup finds both. Prefetches only: what
-/// the pipeline decides is unchanged.
+/// outgrows the caches ([`Pipeline::wants_flow_lookahead`]). Before the
+/// burst's first packet, in two phases: every packet is parsed and hashed
+/// and its bucket line prefetched; then, those lines arriving, every
+/// packet's slot is. The lookups then find both. Prefetches only: what the
+/// pipeline decides is unchanged.
+///
+/// Whole phases rather than a few packets ahead: the DRAM lines of a whole
+/// burst (two steps, each 32 independent misses) are in flight together,
+/// where a lookahead of four packets kept a few in flight and left the
+/// burst's first packets waiting (BENCHMARKS.md, "a burst at a time").
 struct FlowLookahead {
     on: bool,
     /// Step 1 takes the NIC's hash from the mbuf instead of parsing.
@@ -178,43 +179,29 @@ impl FlowLookahead {
     }
 
     /// Decides for this burst. Returns how far ahead packet data must be
-    /// prefetched (step 1 parses it).
+    /// prefetched: the whole burst when step 1 parses it.
     #[inline(always)]
     fn decide(&mut self, pipeline: &Pipeline<RingSink>) -> usize {
         self.on = pipeline.wants_flow_lookahead();
         if self.on {
-            3 * LOOKAHEAD_STEP
+            MAX_BURST
         } else {
             PREFETCH_AHEAD
         }
     }
 
-    /// Starts the first packets' lookups (their data already prefetched).
+    /// Both steps for the `n` packets of `rx`, one phase after the other
+    /// (their headers and data already prefetched).
     #[inline(always)]
-    fn start(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize) {
+    fn run(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize) {
         if !self.on {
             return;
         }
-        for i in 0..n.min(2 * LOOKAHEAD_STEP) {
+        for i in 0..n {
             self.hashes[i] = self.bucket(pipeline, rx, i);
         }
-        for hash in self.hashes[..n.min(LOOKAHEAD_STEP)].iter().flatten() {
+        for hash in self.hashes[..n].iter().flatten() {
             pipeline.flow_lookahead_slot(*hash, prefetch);
-        }
-    }
-
-    /// Before packet `i` of `n` is processed (the front of `rx`, which holds
-    /// packets i..n): step 1 for i+8, step 2 for i+4.
-    #[inline(always)]
-    fn step(&mut self, pipeline: &Pipeline<RingSink>, rx: &MbufArray, n: usize, i: usize) {
-        if !self.on {
-            return;
-        }
-        if i + 2 * LOOKAHEAD_STEP < n {
-            self.hashes[i + 2 * LOOKAHEAD_STEP] = self.bucket(pipeline, rx, 2 * LOOKAHEAD_STEP);
-        }
-        if let Some(hash) = self.hashes[..n].get(i + LOOKAHEAD_STEP).copied().flatten() {
-            pipeline.flow_lookahead_slot(hash, prefetch);
         }
     }
 }

@@ -262,7 +262,7 @@ impl<S: EventSink> Pipeline<S> {
         self.flows.live_bytes() > FLOW_LOOKAHEAD_ABOVE_BYTES
     }
 
-    /// Lookahead, step 1 (a few packets before `process` sees `frame`): its
+    /// Lookahead, step 1 (before `process` sees `frame`): its
     /// flow key's hash, with the bucket's metadata line being prefetched;
     /// `None` when the frame has no flow.
     /// With the NIC's hash (`nic_hash`) the frame is not even read.

@@ -11,9 +11,11 @@
 pub enum Stage {
     /// Ethernet/VLAN/IP/L4 header parse.
     Parse = 0,
-    /// Ban snapshot lookup of both addresses.
+    /// Ban snapshot lookup of both addresses, for packets with no flow
+    /// (no TCP/UDP header); a flow's packets are checked inside `Flow`.
     BanCheck = 1,
-    /// Flow table lookup/insert and per-flow counters (every IP packet with L4).
+    /// Flow table lookup/insert, the flow's ban check (once per ban
+    /// snapshot) and per-flow counters (every IP packet with L4).
     Flow = 2,
     /// The DPI engine, only for packets of undecided flows with payload.
     Dpi = 3,
