@@ -297,13 +297,15 @@ ban:\n  action: log_only\n  persist: false\nmetrics:\n  listen: 127.0.0.1:{port}
     assert_eq!(value("btblocker_bans_active"), 6);
 }
 
-/// (f) A flow table far larger than the caches: 50,000 flows (over 8 MB of
-/// live slots, so the worker looks each flow up ahead: bucket line, then
-/// slot), every flow seen twice. The lookahead only prefetches: the packets
-/// still come out exactly as they went in, and each flow is created once.
+/// (f) A flow table far larger than the caches: 100,000 flows (past 65,536
+/// flows the live slots exceed 8 MB, and the worker looks each burst's
+/// flows up ahead: bucket lines, then slots), every flow seen twice. The
+/// lookahead only prefetches: the packets still come out exactly as they
+/// went in, and each flow is created once. (50,000 flows, as this test had
+/// before, never reached 8 MB: the lookahead never ran.)
 #[test]
 fn lookahead_on_a_large_flow_table_changes_nothing_but_speed() {
-    const FLOWS: u32 = 50_000;
+    const FLOWS: u32 = 100_000;
     let s = Scratch::new("lookahead");
     let frames: Vec<Vec<u8>> = (0..2 * FLOWS)
         .map(|i| frames::client_ack(i % FLOWS))
@@ -321,4 +323,12 @@ fn lookahead_on_a_large_flow_table_changes_nothing_but_speed() {
     assert_eq!(u(&dpi["flows_created"]), u64::from(FLOWS));
     assert_eq!(u(&dpi["flows_evicted"]), 0);
     assert_eq!(u(&sum["ports"][0]["tx_packets"]), u64::from(2 * FLOWS));
+    // Every burst after the one that made the 65,537th flow was looked up
+    // ahead; bursts hold at most 32 packets.
+    let after = u64::from(2 * FLOWS) - 65_537 - 32;
+    let bursts = u(&dpi["flow_lookahead_bursts"]);
+    assert!(
+        bursts >= after.div_ceil(32),
+        "{bursts} bursts looked ahead, {after} packets needed it"
+    );
 }

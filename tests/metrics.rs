@@ -176,6 +176,7 @@ fn run_summary() -> RunSummary {
             flows_clean: 400,
             flows_bittorrent: 11,
             dpi_pool_exhausted: 3,
+            flow_lookahead_bursts: 41,
             bittorrent_by_detector: vec![("dht", 4), ("peer_wire_handshake", 7)],
         },
         enforcement: EnforcementSummary {
@@ -290,6 +291,7 @@ fn publishes_exact_values() {
     assert_eq!(v(judged, &[("verdict", "clean")]), 400.0);
     assert_eq!(v("btblocker_payload_packets_inspected_total", &[]), 900.0);
     assert_eq!(v("btblocker_dpi_pool_exhausted_total", &[]), 3.0);
+    assert_eq!(v("btblocker_flow_lookahead_bursts_total", &[]), 41.0);
     let det = "btblocker_detections_total";
     assert_eq!(v(det, &[("detector", "dht")]), 4.0);
     assert_eq!(v(det, &[("detector", "peer_wire_handshake")]), 7.0);

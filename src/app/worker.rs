@@ -197,6 +197,7 @@ impl FlowLookahead {
         if !self.on {
             return;
         }
+        pipeline.counters().flows.lookahead_bursts.inc();
         for i in 0..n {
             self.hashes[i] = self.bucket(pipeline, rx, i);
         }

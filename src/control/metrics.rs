@@ -55,6 +55,7 @@ pub const FLOWS_EVICTED: &str = "btblocker_flows_evicted_total";
 pub const FLOWS_JUDGED: &str = "btblocker_flows_judged_total";
 pub const PAYLOAD_INSPECTED: &str = "btblocker_payload_packets_inspected_total";
 pub const DPI_POOL_EXHAUSTED: &str = "btblocker_dpi_pool_exhausted_total";
+pub const FLOW_LOOKAHEAD_BURSTS: &str = "btblocker_flow_lookahead_bursts_total";
 pub const DETECTIONS: &str = "btblocker_detections_total";
 pub const DETECTION_EVENTS_SENT: &str = "btblocker_detection_events_sent_total";
 // BGP (issue 14): the announcer thread and imports.
@@ -124,6 +125,7 @@ pub const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (FLOWS_JUDGED, Kind::Counter, Unit::Count, "Flows DPI reached a verdict on, by verdict (clean, bittorrent)."),
     (PAYLOAD_INSPECTED, Kind::Counter, Unit::Count, "Payload packets DPI inspected."),
     (DPI_POOL_EXHAUSTED, Kind::Counter, Unit::Count, "Flows whose first payload found the DPI pool full (flows.dpi_pool): never inspected, left undecided."),
+    (FLOW_LOOKAHEAD_BURSTS, Kind::Counter, Unit::Count, "Bursts whose flows were looked up ahead (bucket lines, then slots) before their first packet: the live flows outgrew the caches."),
     (DETECTIONS, Kind::Counter, Unit::Count, "Flows judged BitTorrent, by the deciding detector."),
     (DETECTION_EVENTS_SENT, Kind::Counter, Unit::Count, "Detection events workers sent to the control thread."),
     (DETECTION_EVENTS_RECEIVED, Kind::Counter, Unit::Count, "Detection events the control thread received."),
@@ -324,6 +326,7 @@ fn publish_run(run: &RunSummary) {
     counter!(FLOWS_JUDGED, "verdict" => "bittorrent").absolute(d.flows_bittorrent);
     counter!(PAYLOAD_INSPECTED).absolute(d.payload_packets_inspected);
     counter!(DPI_POOL_EXHAUSTED).absolute(d.dpi_pool_exhausted);
+    counter!(FLOW_LOOKAHEAD_BURSTS).absolute(d.flow_lookahead_bursts);
     for det in DetectorId::ALL {
         let n = lookup(&d.bittorrent_by_detector, det.name());
         counter!(DETECTIONS, "detector" => det.name()).absolute(n);

@@ -77,6 +77,9 @@ pub struct DpiSummary {
     pub flows_bittorrent: u64,
     /// Flows left undecided because the DPI pool was empty (`flows.dpi_pool`).
     pub dpi_pool_exhausted: u64,
+    /// Bursts whose flows were looked up ahead (the flow table outgrew the
+    /// caches).
+    pub flow_lookahead_bursts: u64,
     /// BitTorrent flows by deciding detector (only detectors that fired).
     pub bittorrent_by_detector: Vec<(&'static str, u64)>,
 }
@@ -183,6 +186,7 @@ impl RunSummary {
             flows_clean: total(&|w| &w.flows.judged_clean),
             flows_bittorrent: total(&|w| &w.flows.judged_bittorrent),
             dpi_pool_exhausted: total(&|w| &w.flows.dpi_pool_exhausted),
+            flow_lookahead_bursts: total(&|w| &w.flows.lookahead_bursts),
             bittorrent_by_detector,
         };
         let enforcement = EnforcementSummary {

@@ -65,6 +65,9 @@ pub struct FlowCounters {
     /// Flows whose first payload found the worker's DPI pool empty
     /// (`flows.dpi_pool`): never inspected, they stay undecided.
     pub dpi_pool_exhausted: Counter,
+    /// Bursts whose flows were looked up ahead, bucket lines then slots,
+    /// before their first packet: the live flows outgrew the caches.
+    pub lookahead_bursts: Counter,
     /// Flows judged BitTorrent, by the detector that decided them.
     pub by_detector: [Counter; DetectorId::COUNT],
 }
