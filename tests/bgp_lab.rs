@@ -1196,6 +1196,7 @@ fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
             ("announced_routes", 3),
             ("rib_difference", 0),
             ("refused_total", 1),
+            ("waiting_bans", 1),
             ("session_up", 1),
             ("imported_total", 0),
             ("queue_full_total", 0),
@@ -1269,6 +1270,7 @@ fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
             ("announced_routes", 3),
             ("rib_difference", 0),
             ("refused_total", 1),
+            ("waiting_bans", 0),
         ],
     );
     let imported = pair_set(&[
@@ -1365,6 +1367,47 @@ fn max_announced_sighup_session_loss_and_metrics_on_real_daemons() {
             ("announced_routes", 3),
             ("rib_difference", 0),
             ("refused_total", 1),
+        ],
+    );
+
+    // max_announced keeps a new ban waiting, counted once however often
+    // the ban is extended, and announces it as soon as a withdrawal makes
+    // room (not only at the next reload or replay).
+    box_a.bans(&["add", "203.0.113.5", "--ttl", "1h"]);
+    poll_metrics(
+        "A with a ban waiting",
+        &ns_a,
+        port_a,
+        &[("refused_total", 2), ("waiting_bans", 1)],
+    );
+    box_a.bans(&["add", "203.0.113.5", "--ttl", "2h"]);
+    box_a.bans(&["add", "203.0.113.5", "--ttl", "3h"]);
+    let at_router = |nets: &[&str]| -> BTreeMap<String, String> {
+        nets.iter()
+            .map(|n| (n.to_string(), with_42.clone()))
+            .collect()
+    };
+    assert_eq!(
+        communities_at_router(&lab),
+        at_router(&["203.0.113.1/32", "203.0.113.4/32", "2001:db8::1/128"]),
+        "the waiting ban is not announced while the cap is reached"
+    );
+    box_a.bans(&["del", "203.0.113.1"]);
+    poll_eq(
+        "the router once the del made room",
+        LAB_GUARD,
+        &at_router(&["203.0.113.4/32", "203.0.113.5/32", "2001:db8::1/128"]),
+        || communities_at_router(&lab),
+    );
+    poll_metrics(
+        "A once the waiting ban is announced",
+        &ns_a,
+        port_a,
+        &[
+            ("announced_routes", 3),
+            ("rib_difference", 0),
+            ("refused_total", 2),
+            ("waiting_bans", 0),
         ],
     );
     let _ = box_b.stop();

@@ -332,6 +332,7 @@ fn bgp_counts() -> btblocker::bgp::BgpCounts {
         errors: 4,
         reconciles: 5,
         refused: 6,
+        waiting: 12,
         session_up: 1,
         api_up: 1,
         announced_routes: 8,
@@ -359,6 +360,7 @@ fn bgp_series_carry_the_bgp_threads_counts() {
     assert_eq!(v("btblocker_bgp_errors_total"), 4.0);
     assert_eq!(v("btblocker_bgp_reconciles_total"), 5.0);
     assert_eq!(v("btblocker_bgp_refused_total"), 6.0);
+    assert_eq!(v("btblocker_bgp_waiting_bans"), 12.0);
     assert_eq!(v("btblocker_bgp_session_up"), 1.0);
     assert_eq!(v("btblocker_bgp_announced_routes"), 8.0);
     assert_eq!(v("btblocker_bgp_rib_difference"), 0.0);

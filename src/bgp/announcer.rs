@@ -10,7 +10,11 @@
 //! change or a full replay from the control loop — it reconciles: lists
 //! our routes in the RIB and sends the difference. So a command is never
 //! lost, only applied later.
-use std::collections::HashSet;
+//!
+//! `max_announced` caps `desired`. A ban beyond it waits (`waiting`, by
+//! address) and is announced as soon as a withdrawal makes room, so the cap
+//! delays a ban's announcement but never drops it.
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -71,6 +75,9 @@ const WITHDRAW_GRACE: Duration = Duration::from_millis(300);
 struct Announcer {
     setup: AnnouncerSetup,
     desired: FxHashMap<IpAddr, u32>,
+    /// Bans left out of `desired` by `max_announced`, with their expiry:
+    /// the lowest address takes the next free place.
+    waiting: BTreeMap<IpAddr, u32>,
     held: Routes,
     api: Option<Api>,
     watch: Option<Streaming<api::WatchEventResponse>>,
@@ -101,21 +108,7 @@ pub fn run(setup: AnnouncerSetup, rx: Receiver<Command>) {
             return;
         }
     };
-    let announcer = Announcer {
-        setup,
-        desired: FxHashMap::default(),
-        held: Routes::default(),
-        api: None,
-        watch: None,
-        next_connect: Instant::now(),
-        reconcile: true,
-        reannounce: false,
-        announced_dirty: true,
-        touched: Vec::new(),
-        peers_up: 0,
-        pending_unbans: Vec::new(),
-    };
-    runtime.block_on(announcer.run(rx));
+    runtime.block_on(Announcer::new(setup).run(rx));
 }
 
 async fn next_watch(
@@ -128,6 +121,25 @@ async fn next_watch(
 }
 
 impl Announcer {
+    /// Not connected yet, nothing desired: the first connection reconciles.
+    fn new(setup: AnnouncerSetup) -> Self {
+        Announcer {
+            setup,
+            desired: FxHashMap::default(),
+            waiting: BTreeMap::new(),
+            held: Routes::default(),
+            api: None,
+            watch: None,
+            next_connect: Instant::now(),
+            reconcile: true,
+            reannounce: false,
+            announced_dirty: true,
+            touched: Vec::new(),
+            peers_up: 0,
+            pending_unbans: Vec::new(),
+        }
+    }
+
     async fn run(mut self, mut rx: Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -175,16 +187,20 @@ impl Announcer {
     fn apply(&mut self, cmd: Command) -> Option<bool> {
         match cmd {
             Command::Announce(ip, expires_s) => {
-                if !self.desired.contains_key(&ip) && self.desired.len() >= self.setup.max_announced
-                {
+                if self.desired.contains_key(&ip) || self.desired.len() < self.setup.max_announced {
+                    self.announced_dirty |= self.desired.insert(ip, expires_s).is_none();
+                    self.touch(ip);
+                } else if self.waiting.insert(ip, expires_s).is_none() {
                     BgpStats::add(&self.setup.stats.refused, 1);
-                    return None;
                 }
-                self.announced_dirty |= self.desired.insert(ip, expires_s).is_none();
-                self.touch(ip);
             }
             Command::Withdraw(ip) => {
-                self.announced_dirty |= self.desired.remove(&ip).is_some();
+                if self.desired.remove(&ip).is_some() {
+                    self.announced_dirty = true;
+                    self.admit_waiting();
+                } else {
+                    self.waiting.remove(&ip);
+                }
                 self.touch(ip);
             }
             Command::Replace(all) => self.replace(all),
@@ -201,6 +217,7 @@ impl Announcer {
     /// Republishes the announced hosts for `bans list`, when they changed.
     /// (At most once a tick: a copy of the set, not per command.)
     fn publish_announced(&mut self) {
+        BgpStats::set(&self.setup.stats.waiting, self.waiting.len());
         if self.announced_dirty {
             let hosts: HashSet<IpAddr> = self.desired.keys().copied().collect();
             self.setup.stats.announced_hosts.store(Arc::new(hosts));
@@ -208,13 +225,36 @@ impl Announcer {
         }
     }
 
-    /// The whole set to announce, up to `max_announced`; reconciled next.
-    fn replace(&mut self, all: Vec<(IpAddr, u32)>) {
+    /// The whole set to announce, up to `max_announced`, the rest waiting;
+    /// reconciled next. Bans announced now keep their place, so a replay
+    /// does not trade announced routes for waiting ones.
+    fn replace(&mut self, mut all: Vec<(IpAddr, u32)>) {
         let max = self.setup.max_announced;
-        BgpStats::add(&self.setup.stats.refused, all.len().saturating_sub(max));
-        self.desired = all.into_iter().take(max).collect();
+        if all.len() > max {
+            all.sort_by_key(|(ip, _)| !self.desired.contains_key(ip));
+        }
+        let rest = all.split_off(all.len().min(max));
+        let new = rest
+            .iter()
+            .filter(|(ip, _)| !self.waiting.contains_key(ip))
+            .count();
+        BgpStats::add(&self.setup.stats.refused, new);
+        self.waiting = rest.into_iter().collect();
+        self.desired = all.into_iter().collect();
         self.announced_dirty = true;
         self.reconcile = true;
+    }
+
+    /// Moves waiting bans into `desired` while `max_announced` leaves room.
+    fn admit_waiting(&mut self) {
+        while self.desired.len() < self.setup.max_announced {
+            let Some((ip, expires_s)) = self.waiting.pop_first() else {
+                break;
+            };
+            self.desired.insert(ip, expires_s);
+            self.announced_dirty = true;
+            self.touch(ip);
+        }
     }
 
     /// Notes an address to send; not needed (nor kept, so a long outage
@@ -492,5 +532,106 @@ impl Announcer {
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FlowSpecAction, FlowSpecMode};
+
+    /// An announcer with no gobgpd (commands only change its maps),
+    /// announcing at most `max` bans.
+    fn announcer(max: usize) -> Announcer {
+        let settings = RouteSettings {
+            local_asn: 65001,
+            box_id: 1,
+            next_hop_v4: Some("192.0.2.1".parse().unwrap()),
+            next_hop_v6: None,
+            communities: vec![(65535 << 16) | 666],
+            announce_v4: true,
+            announce_v6: false,
+            flowspec: FlowSpecMode::Off,
+            flowspec_action: FlowSpecAction::Discard,
+        };
+        let mut a = Announcer::new(AnnouncerSetup {
+            socket: "/nonexistent".into(),
+            settings,
+            max_announced: max,
+            import: None,
+            keep_on_session_loss: false,
+            stats: Arc::default(),
+        });
+        // Connected and reconciled: changes are sent as `touched`.
+        a.reconcile = false;
+        a
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([203, 0, 113, last])
+    }
+
+    fn desired(a: &Announcer) -> Vec<(IpAddr, u32)> {
+        let mut d: Vec<_> = a.desired.iter().map(|(&ip, &e)| (ip, e)).collect();
+        d.sort_unstable();
+        d
+    }
+
+    fn waiting(a: &Announcer) -> Vec<(IpAddr, u32)> {
+        a.waiting.iter().map(|(&ip, &e)| (ip, e)).collect()
+    }
+
+    /// Past the cap a ban waits, counted once however often it is
+    /// re-announced; a withdrawal lets the lowest waiting address in, with
+    /// its latest expiry, and a waiting ban's withdrawal just ends its wait.
+    #[test]
+    fn a_ban_past_the_cap_waits_and_takes_the_first_free_place() {
+        let mut a = announcer(2);
+        for (last, expiry) in [(1, 100), (2, 100), (9, 100), (5, 100), (5, 200), (9, 300)] {
+            a.apply(Command::Announce(ip(last), expiry));
+        }
+        assert_eq!(desired(&a), [(ip(1), 100), (ip(2), 100)]);
+        assert_eq!(waiting(&a), [(ip(5), 200), (ip(9), 300)]);
+        assert_eq!(a.setup.stats.refused.load(Relaxed), 2);
+
+        a.apply(Command::Withdraw(ip(1)));
+        assert_eq!(desired(&a), [(ip(2), 100), (ip(5), 200)]);
+        assert_eq!(waiting(&a), [(ip(9), 300)]);
+        assert!(a.touched.contains(&ip(5)), "the admitted ban is sent");
+
+        a.apply(Command::Withdraw(ip(9)));
+        assert!(a.waiting.is_empty());
+        a.apply(Command::Withdraw(ip(2)));
+        assert_eq!(desired(&a), [(ip(5), 200)]);
+        assert_eq!(a.setup.stats.refused.load(Relaxed), 2);
+        a.publish_announced();
+        assert_eq!(a.setup.stats.waiting.load(Relaxed), 0);
+    }
+
+    /// A full replay keeps the announced bans announced and counts only
+    /// the bans that were not already waiting.
+    #[test]
+    fn a_replay_keeps_the_announced_bans_and_counts_only_new_waits() {
+        let mut a = announcer(2);
+        for last in [7, 8, 1] {
+            a.apply(Command::Announce(ip(last), 100));
+        }
+        assert_eq!(a.setup.stats.refused.load(Relaxed), 1);
+        // The replay lists them in another order, with one more ban.
+        a.apply(Command::Replace(vec![
+            (ip(1), 100),
+            (ip(2), 100),
+            (ip(8), 150),
+            (ip(7), 150),
+        ]));
+        assert_eq!(desired(&a), [(ip(7), 150), (ip(8), 150)]);
+        assert_eq!(waiting(&a), [(ip(1), 100), (ip(2), 100)]);
+        assert_eq!(a.setup.stats.refused.load(Relaxed), 2);
+        a.publish_announced();
+        assert_eq!(a.setup.stats.waiting.load(Relaxed), 2);
+        // Under the cap, a replay announces everything and nothing waits.
+        a.apply(Command::Replace(vec![(ip(1), 100)]));
+        assert_eq!(desired(&a), [(ip(1), 100)]);
+        assert!(a.waiting.is_empty());
     }
 }

@@ -16,7 +16,11 @@ pub struct BgpStats {
     pub queue_full: AtomicU64,
     pub errors: AtomicU64,
     pub reconciles: AtomicU64,
+    /// Bans `max_announced` kept out, each counted once as it starts to
+    /// wait (extending a waiting ban does not count it again).
     pub refused: AtomicU64,
+    /// Bans waiting for room under `max_announced` now.
+    pub waiting: AtomicU64,
     /// 1 when the API connection is up and a peer is established.
     pub session_up: AtomicU64,
     /// 1 when the API connection to gobgpd is up.
@@ -44,6 +48,7 @@ pub struct BgpCounts {
     pub errors: u64,
     pub reconciles: u64,
     pub refused: u64,
+    pub waiting: u64,
     pub session_up: u64,
     pub api_up: u64,
     pub announced_routes: u64,
@@ -63,6 +68,7 @@ impl BgpStats {
             errors: g(&self.errors),
             reconciles: g(&self.reconciles),
             refused: g(&self.refused),
+            waiting: g(&self.waiting),
             session_up: g(&self.session_up),
             api_up: g(&self.api_up),
             announced_routes: g(&self.announced_routes),

@@ -129,7 +129,7 @@
 //!   on_session_loss: keep   # keep (default) | drop imported bans
 //!   withdraw_on_shutdown: true # default true
 //!   never_announce: []      # CIDRs never announced (still banned locally)
-//!   max_announced: 100000   # default 100000: refuse beyond it (counted)
+//!   max_announced: 100000   # default 100000: beyond it bans wait for room (counted)
 //!   queue_capacity: 65536   # default 65536: control loop -> BGP thread
 //! ```
 //!

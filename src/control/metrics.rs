@@ -71,6 +71,7 @@ pub const BGP_ANNOUNCED_ROUTES: &str = "btblocker_bgp_announced_routes";
 pub const BGP_RIB_DIFFERENCE: &str = "btblocker_bgp_rib_difference";
 pub const BGP_RECONCILES: &str = "btblocker_bgp_reconciles_total";
 pub const BGP_REFUSED: &str = "btblocker_bgp_refused_total";
+pub const BGP_WAITING: &str = "btblocker_bgp_waiting_bans";
 // Bans (control thread).
 pub const DETECTION_EVENTS_RECEIVED: &str = "btblocker_detection_events_received_total";
 pub const DETECTIONS_BELOW_THRESHOLD: &str = "btblocker_detections_below_threshold_total";
@@ -153,7 +154,8 @@ pub const DESCRIPTIONS: &[(&str, Kind, Unit, &str)] = &[
     (BGP_ANNOUNCED_ROUTES, Kind::Gauge, Unit::Count, "Routes of ours gobgpd holds."),
     (BGP_RIB_DIFFERENCE, Kind::Gauge, Unit::Count, "Routes the table wants but gobgpd lacks, plus routes it holds but the table does not want."),
     (BGP_RECONCILES, Kind::Counter, Unit::Count, "Reconciliations (RIB listed and made equal to the table)."),
-    (BGP_REFUSED, Kind::Counter, Unit::Count, "Bans not announced because of bgp.max_announced."),
+    (BGP_REFUSED, Kind::Counter, Unit::Count, "Bans bgp.max_announced kept from being announced, each counted once as it starts to wait."),
+    (BGP_WAITING, Kind::Gauge, Unit::Count, "Bans waiting for room under bgp.max_announced: each is announced as soon as a withdrawal makes room."),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +260,7 @@ impl Metrics {
         gauge!(BGP_RIB_DIFFERENCE).set(c.rib_difference as f64);
         counter!(BGP_RECONCILES).absolute(c.reconciles);
         counter!(BGP_REFUSED).absolute(c.refused);
+        gauge!(BGP_WAITING).set(c.waiting as f64);
     }
 }
 
