@@ -214,8 +214,9 @@ impl Announcer {
         None
     }
 
-    /// Republishes the announced hosts for `bans list`, when they changed.
-    /// (At most once a tick: a copy of the set, not per command.)
+    /// Republishes the announced hosts for `bans list`, when they changed,
+    /// and the waiting count. (At most once a tick: a copy of the set, not
+    /// per command.)
     fn publish_announced(&mut self) {
         BgpStats::set(&self.setup.stats.waiting, self.waiting.len());
         if self.announced_dirty {
@@ -538,25 +539,15 @@ impl Announcer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{FlowSpecAction, FlowSpecMode};
+    use crate::bgp::route::tests as route_tests;
+    use crate::config::FlowSpecMode;
 
     /// An announcer with no gobgpd (commands only change its maps),
     /// announcing at most `max` bans.
     fn announcer(max: usize) -> Announcer {
-        let settings = RouteSettings {
-            local_asn: 65001,
-            box_id: 1,
-            next_hop_v4: Some("192.0.2.1".parse().unwrap()),
-            next_hop_v6: None,
-            communities: vec![(65535 << 16) | 666],
-            announce_v4: true,
-            announce_v6: false,
-            flowspec: FlowSpecMode::Off,
-            flowspec_action: FlowSpecAction::Discard,
-        };
         let mut a = Announcer::new(AnnouncerSetup {
             socket: "/nonexistent".into(),
-            settings,
+            settings: route_tests::settings(FlowSpecMode::Off),
             max_announced: max,
             import: None,
             keep_on_session_loss: false,

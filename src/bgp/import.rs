@@ -60,20 +60,13 @@ impl ImportFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bgp::route::{announce, RouteSettings};
-    use crate::config::{FlowSpecAction, FlowSpecMode};
+    use crate::bgp::route::{announce, tests as route_tests, RouteSettings};
+    use crate::config::FlowSpecMode;
 
     fn settings(box_id: u32) -> RouteSettings {
         RouteSettings {
-            local_asn: 65001,
             box_id,
-            next_hop_v4: Some("192.0.2.1".parse().unwrap()),
-            next_hop_v6: Some("100::1".parse().unwrap()),
-            communities: vec![(65535 << 16) | 666, 0xFFFF_FF01],
-            announce_v4: true,
-            announce_v6: true,
-            flowspec: FlowSpecMode::Off,
-            flowspec_action: FlowSpecAction::Discard,
+            ..route_tests::settings(FlowSpecMode::Off)
         }
     }
 

@@ -329,4 +329,4 @@ pub fn parse(path: &api::Path) -> Option<SeenPath> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

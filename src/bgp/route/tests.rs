@@ -1,7 +1,8 @@
 use super::*;
 use crate::config::{FlowSpecAction, FlowSpecMode};
 
-fn settings(flowspec: FlowSpecMode) -> RouteSettings {
+/// Settings for tests: box 7, both families, RTBH + no-export communities.
+pub(crate) fn settings(flowspec: FlowSpecMode) -> RouteSettings {
     RouteSettings {
         local_asn: 65001,
         box_id: 7,
