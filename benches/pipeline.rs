@@ -41,6 +41,15 @@
 //!     --only 'many-flows full' --flow-pages both --nic-hash ideal --warmup 10 --repeat 3
 //! ```
 //!
+//! `--mbuf-pages huge` puts EAL's memory, so the mbufs, on hugetlbfs pages
+//! (as a production box does) instead of `--no-huge`'s 4 KiB pages, where
+//! every many-flows packet's mbuf costs its own TLB miss. It needs pages
+//! reserved and hugetlbfs mounted (root):
+//!
+//! ```text
+//! echo 4096 > /proc/sys/vm/nr_hugepages && mount -t hugetlbfs nodev /dev/hugepages
+//! ```
+//!
 //! A counting global allocator checks that the workers allocate nothing after
 //! warm-up: the bench fails loudly otherwise.
 // The allocation probe is a GlobalAlloc, an unsafe trait: allowed in this
@@ -57,7 +66,7 @@ mod frames;
 
 use btblocker::config::{BanAction, FlowsConfig};
 use btblocker::dpi::DpiConfig;
-use btblocker::tools::bench::{LoopKind, LoopbackBench, WorkerRun};
+use btblocker::tools::bench::{LoopKind, LoopbackBench, MbufPages, WorkerRun};
 use btblocker::tools::capture::for_each_frame;
 
 /// Counts allocations made by every thread except those that opted out (the
@@ -130,6 +139,8 @@ struct Options {
     flow_pages: Vec<bool>,
     /// Simulated NIC hashes to run many-flows with, besides the software hash.
     nic_hashes: Vec<NicHash>,
+    /// EAL's memory, so the mbufs: 4 KiB pages (`--no-huge`) or hugetlbfs.
+    mbuf_pages: MbufPages,
 }
 
 /// The hash a simulated NIC puts in each many-flows mbuf.
@@ -146,7 +157,7 @@ enum NicHash {
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench pipeline -- [--workers N] [--pcap FILE]... [--copies K] \
-         [--new-flows-capacity C] [--many-flows N] [--flow-pages huge|small|both] [--nic-hash toeplitz|ideal] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS'] [--bans N]"
+         [--new-flows-capacity C] [--many-flows N] [--flow-pages huge|small|both] [--mbuf-pages small|huge] [--nic-hash toeplitz|ideal] [--warmup S] [--seconds S] [--repeat R] [--burst B] [--soak S] [--only 'new-flows full'] [--eal 'EAL ARGS'] [--bans N]"
     );
     std::process::exit(2)
 }
@@ -168,6 +179,7 @@ fn parse_options() -> Options {
         flow_pages: vec![true],
         nic_hashes: Vec::new(),
         bans: None,
+        mbuf_pages: MbufPages::Small,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -190,6 +202,13 @@ fn parse_options() -> Options {
             "--soak" => o.soak = Some(secs(value())),
             "--only" => o.only = Some(value()),
             "--eal" => o.eal = value().split_whitespace().map(String::from).collect(),
+            "--mbuf-pages" => {
+                o.mbuf_pages = match value().as_str() {
+                    "small" => MbufPages::Small,
+                    "huge" => MbufPages::Huge,
+                    _ => usage(),
+                }
+            }
             "--flow-pages" => {
                 o.flow_pages = match value().as_str() {
                     "huge" => vec![true],
@@ -354,8 +373,16 @@ fn main() {
         o.nic_hashes.first().map(|&k| nic_hashes(&many, k)),
     ];
     let prefix = format!("btb_bench_{}", std::process::id());
-    let bench = LoopbackBench::start_with_rss(&sets, &rss, o.workers, &prefix, &o.eal)
-        .unwrap_or_else(|e| panic!("bench set-up failed: {e}"));
+    let bench =
+        LoopbackBench::start_with_rss(&sets, &rss, o.workers, &prefix, o.mbuf_pages, &o.eal)
+            .unwrap_or_else(|e| match o.mbuf_pages {
+                MbufPages::Small => panic!("bench set-up failed: {e}"),
+                MbufPages::Huge => panic!(
+                    "bench set-up failed: {e} (--mbuf-pages huge needs 2 MiB pages reserved, \
+                     e.g. `echo 2048 > /proc/sys/vm/nr_hugepages`, and hugetlbfs mounted, \
+                     e.g. `mount -t hugetlbfs nodev /dev/hugepages`)"
+                ),
+            });
     let hz = bench.tsc_hz();
     let allocations = || ALLOCATIONS.load(Relaxed);
     let same_flows = LoopKind::Pipeline {
@@ -378,9 +405,13 @@ fn main() {
         bans: 0,
     };
     println!(
-        "pipeline bench: {} worker(s), burst {}, TSC {:.3} GHz, {} packets from {:?}",
+        "pipeline bench: {} worker(s), burst {}, mbufs on {} pages, TSC {:.3} GHz, {} packets from {:?}",
         o.workers,
         o.burst,
+        match o.mbuf_pages {
+            MbufPages::Small => "4 KiB",
+            MbufPages::Huge => "2 MiB (hugetlbfs)",
+        },
         hz as f64 / 1e9,
         base.len(),
         o.pcaps

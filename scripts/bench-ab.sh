@@ -39,5 +39,5 @@ print("|---|---|---:|" + "---:|" * (2 * len(names) - 1) + "---:|")
 for (traffic, loop, worker), by in cycles.items():
     med = [statistics.median(by[n]) if n in by else float("nan") for n in names]
     ratios = [f"{m / med[0]:.2f}" for m in med[1:]]
-    print(f"| {traffic} | {loop} | {worker} | " + " | ".join(f"{m:.0f}" for m in med) + " | " + " | ".join(ratios) + f" | {len(by[names[0]])} |")
+    print(f"| {traffic} | {loop} | {worker} | " + " | ".join(f"{m:.0f}" for m in med) + " | " + " | ".join(ratios) + f" | {max(len(v) for v in by.values())} |")
 PY

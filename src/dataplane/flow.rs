@@ -16,9 +16,12 @@
 //! start loading the lines of a burst's packets before it looks any of them
 //! up.
 //!
-//! A slot is two cache lines (128 B, checked at compile time): the key, the
-//! verdict, timestamps and counters: what every packet of a flow needs, for
-//! its whole life. The detectors' memory of an undecided flow is elsewhere,
+//! A slot is two cache lines (128 B, checked at compile time) holding what a
+//! flow needs for its whole life. A packet of a known flow touches only the
+//! first: the packed key, last-seen time, ban stamp and verdict; the second
+//! holds what offline reports read (counters, start, deciding packet). So a
+//! lookup in a table far beyond the caches costs two lines from memory, the
+//! bucket's and the slot's first. The detectors' memory of an undecided flow is elsewhere,
 //! in the worker's `DpiPool`, which the slot refers to by index (`Flow::dpi`):
 //! a table sized for millions of flows does not carry millions of idle
 //! detector states.
@@ -60,10 +63,17 @@ impl Endpoint {
 }
 
 /// A flow's identity, the same for both directions: the lower endpoint first.
+///
+/// Packed, addresses first and ports after them (40 bytes, not the 56 of two
+/// padded `Endpoint`s), so that the key and everything a packet of a known
+/// flow reads fit the slot's first cache line together (see `Flow`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(C)]
 pub struct FlowKey {
-    pub lo: Endpoint,
-    pub hi: Endpoint,
+    lo_addr: HostAddr,
+    hi_addr: HostAddr,
+    lo_port: u16,
+    hi_port: u16,
     pub proto: Transport,
 }
 
@@ -71,25 +81,30 @@ impl FlowKey {
     /// The key of a packet from `src` to `dst`, and whether `src` is the low end.
     #[inline]
     pub fn of(proto: Transport, src: Endpoint, dst: Endpoint) -> (FlowKey, bool) {
-        if src <= dst {
-            (
-                FlowKey {
-                    lo: src,
-                    hi: dst,
-                    proto,
-                },
-                true,
-            )
-        } else {
-            (
-                FlowKey {
-                    lo: dst,
-                    hi: src,
-                    proto,
-                },
-                false,
-            )
-        }
+        let src_is_lo = src <= dst;
+        let (lo, hi) = if src_is_lo { (src, dst) } else { (dst, src) };
+        (
+            FlowKey {
+                lo_addr: lo.addr,
+                hi_addr: hi.addr,
+                lo_port: lo.port,
+                hi_port: hi.port,
+                proto,
+            },
+            src_is_lo,
+        )
+    }
+
+    /// The lower endpoint.
+    #[inline]
+    pub fn lo(&self) -> Endpoint {
+        Endpoint::at(self.lo_addr, self.lo_port)
+    }
+
+    /// The higher endpoint.
+    #[inline]
+    pub fn hi(&self) -> Endpoint {
+        Endpoint::at(self.hi_addr, self.hi_port)
     }
 
     /// A fast, non-cryptographic hash: folded 64×64→128-bit multiplies (as in
@@ -112,11 +127,11 @@ impl FlowKey {
             let p = u128::from(x) * u128::from(y);
             (p as u64) ^ (p >> 64) as u64
         }
-        let ports = u64::from(self.lo.port)
-            | u64::from(self.hi.port) << 16
+        let ports = u64::from(self.lo_port)
+            | u64::from(self.hi_port) << 16
             | u64::from(self.proto.protocol()) << 32;
-        let [lo_high, lo_low] = self.lo.addr.halves();
-        let [hi_high, hi_low] = self.hi.addr.halves();
+        let [lo_high, lo_low] = self.lo_addr.halves();
+        let [hi_high, hi_low] = self.hi_addr.halves();
         let lo = folded_mul(lo_high ^ seed, lo_low ^ K[0]);
         let hi = folded_mul(hi_high ^ seed.rotate_left(32), hi_low ^ K[1]);
         folded_mul(lo ^ ports, hi ^ K[2])
@@ -149,30 +164,35 @@ pub struct DirCounters {
 /// undecided flow holds an entry of the worker's `DpiPool` (`dpi`), given
 /// back as soon as DPI decides it.
 ///
-/// `repr(C)`, in this order, so the fields pack without padding into two
-/// cache lines: the first holds the key, the verdict and the pool ref (what
-/// a lookup compares and the pipeline branches on), the second the
-/// timestamps and counters (see the `slot_fits_two_cache_lines` test).
+/// `repr(C)`, in this order, so that a packet of a known flow reads and
+/// writes one cache line: the first holds the key, the last-seen time, the
+/// ban stamp, the pool ref and the verdict (what a lookup compares and
+/// refreshes and the pipeline branches on). The second holds what only
+/// offline reports read: the per-direction counters (counted only where a
+/// pipeline asks for them), the start time and the deciding packet. See the
+/// `hot_fields_share_the_first_cache_line` test.
 #[derive(Clone, Debug, Default)]
 #[repr(C)]
 pub struct Flow {
     pub key: FlowKey,
-    /// True when `key.lo` sent the flow's first packet.
+    pub last_seen_ns: u64,
+    /// The ban snapshot under which neither of the flow's hosts was banned:
+    /// until the workers load another, its packets skip the ban check.
+    pub ban_checked: BanStamp,
+    /// The flow's DPI state in the worker's pool, while it is undecided.
+    pub dpi: DpiRef,
+    /// True when `key.lo()` sent the flow's first packet.
     pub lo_is_originator: bool,
     pub verdict: FlowVerdict,
     /// What the DPI engine found, when the verdict is BitTorrent (2 bytes:
     /// kept here rather than in the pool so it outlives the DPI state).
     pub detection: Option<Detection>,
-    /// The flow's DPI state in the worker's pool, while it is undecided.
-    pub dpi: DpiRef,
-    pub last_seen_ns: u64,
+    /// Packets and payload bytes per direction, where the pipeline counts
+    /// them (`Pipeline::with_flow_counters`); zero elsewhere.
     pub dirs: [DirCounters; 2],
     pub first_seen_ns: u64,
     /// Index of the packet that decided the verdict (among those the pipeline saw).
     pub decided_at_packet: u64,
-    /// The ban snapshot under which neither of the flow's hosts was banned:
-    /// until the workers load another, its packets skip the ban check.
-    pub ban_checked: BanStamp,
 }
 
 /// Which ban snapshot a flow was last checked against: its generation plus
@@ -204,9 +224,9 @@ impl Flow {
     /// (originator, responder) endpoints.
     pub fn endpoints(&self) -> (Endpoint, Endpoint) {
         if self.lo_is_originator {
-            (self.key.lo, self.key.hi)
+            (self.key.lo(), self.key.hi())
         } else {
-            (self.key.hi, self.key.lo)
+            (self.key.hi(), self.key.lo())
         }
     }
 }
@@ -223,6 +243,15 @@ struct Slot {
 /// a field added to `Flow` that would make it three fails the build here.
 pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
 const _: () = assert!(SLOT_BYTES <= 128, "a flow slot must fit two cache lines");
+
+/// Bytes at the start of a slot that a packet of a known flow touches (when
+/// the pipeline keeps no per-flow counters): one cache line. Checked at
+/// compile time: the last of those fields must end inside it.
+pub const HOT_BYTES: usize = 64;
+const _: () = assert!(
+    std::mem::offset_of!(Flow, detection) + std::mem::size_of::<Option<Detection>>() <= HOT_BYTES,
+    "a known flow's per-packet fields must share the slot's first cache line"
+);
 
 /// Bytes of the table's per-bucket metadata line, per slot.
 pub const META_BYTES_PER_SLOT: usize = std::mem::size_of::<BucketMeta>() / WAYS;
@@ -557,15 +586,21 @@ mod tests {
         assert_eq!(t.live_bytes(), 300 * std::mem::size_of::<Slot>());
     }
 
-    /// Two cache lines a flow: the key, verdict and pool ref in the first
-    /// (what a lookup compares), timestamps and counters in the second.
+    /// Two cache lines a flow: in the first, all a packet of a known flow
+    /// reads or writes (key, last seen, ban stamp, pool ref, verdict); in
+    /// the second, what only offline reports read.
     #[test]
-    fn slot_fits_two_cache_lines() {
+    fn hot_fields_share_the_first_cache_line() {
         assert_eq!(SLOT_BYTES, 128);
-        assert_eq!(std::mem::size_of::<Flow>(), 128);
-        assert_eq!(std::mem::offset_of!(Flow, dpi), 60);
-        assert_eq!(std::mem::offset_of!(Flow, last_seen_ns), 64);
-        assert_eq!(std::mem::offset_of!(Flow, ban_checked), 120);
+        assert_eq!(std::mem::size_of::<FlowKey>(), 40);
+        assert_eq!(std::mem::size_of::<Flow>(), 112);
+        assert_eq!(std::mem::offset_of!(Flow, last_seen_ns), 40);
+        assert_eq!(std::mem::offset_of!(Flow, ban_checked), 48);
+        assert_eq!(std::mem::offset_of!(Flow, dpi), 56);
+        assert_eq!(std::mem::offset_of!(Flow, verdict), 61);
+        assert_eq!(std::mem::offset_of!(Flow, detection), 62);
+        // What only offline reports read starts the second line.
+        assert_eq!(std::mem::offset_of!(Flow, dirs), HOT_BYTES);
         assert_eq!(META_BYTES_PER_SLOT, 8);
     }
 

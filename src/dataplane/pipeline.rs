@@ -11,7 +11,7 @@ use crate::dataplane::counters::WorkerCounters;
 use crate::dataplane::counters::MAX_PORTS;
 use crate::dataplane::dpi_pool::{DpiPool, DpiRef};
 use crate::dataplane::flow::{
-    BanStamp, Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Retired, SLOT_BYTES,
+    BanStamp, Endpoint, Flow, FlowKey, FlowTable, FlowVerdict, Retired, HOT_BYTES, SLOT_BYTES,
 };
 use crate::dataplane::live_settings::{LiveSettings, WorkerSettings};
 use crate::dataplane::stage_timing::{Lap, Stage};
@@ -122,6 +122,11 @@ pub struct Pipeline<S: EventSink = NoEvents> {
     payload_bytes: u8,
     /// Where a reload's settings come from (the DPDK workers); `None` offline.
     live: Option<Arc<LiveSettings>>,
+    /// Whether each flow's packets and payload bytes are counted
+    /// (`Flow::dirs`): only offline reports read them, and on the dataplane
+    /// they would cost every packet of a known flow a second cache line of
+    /// its slot.
+    flow_counters: bool,
 }
 
 impl<S: EventSink> Pipeline<S> {
@@ -154,7 +159,15 @@ impl<S: EventSink> Pipeline<S> {
             action: BanAction::BanHost,
             payload_bytes: 0,
             live: None,
+            flow_counters: false,
         }
+    }
+
+    /// Counts each flow's packets and payload bytes per direction
+    /// (`Flow::dirs`), for a report of the flows (`analyze`).
+    pub fn with_flow_counters(mut self) -> Self {
+        self.flow_counters = true;
+        self
     }
 
     /// Sets each port's role (by index) and what enforcement drops.
@@ -293,15 +306,20 @@ impl<S: EventSink> Pipeline<S> {
     }
 
     /// Lookahead, step 2 (once step 1's line has had time to arrive): the
-    /// flow's slot, being prefetched: both its lines, since the lookup
-    /// compares the key in the first and reads and writes the timestamps
-    /// and counters in the second (prefetching only the first left a DRAM
-    /// miss per packet on the many-flows set: BENCHMARKS.md).
+    /// flow's slot, being prefetched: the lines a packet of a known flow
+    /// touches, its first ([`HOT_BYTES`]: key, timestamps, ban stamp,
+    /// verdict), and the second too where the flow's packets are counted.
+    /// (A line the lookup touches but nobody prefetched is a DRAM miss per
+    /// packet on the many-flows set: BENCHMARKS.md.)
     #[inline]
     pub fn flow_lookahead_slot(&self, hash: u64, prefetch: impl Fn(*const u8)) {
         if let Some(slot) = self.flows.slot_line(hash) {
-            // Each 64-byte cache line of the slot (two: SLOT_BYTES is 128).
-            for offset in (0..SLOT_BYTES).step_by(64) {
+            let bytes = if self.flow_counters {
+                SLOT_BYTES
+            } else {
+                HOT_BYTES
+            };
+            for offset in (0..bytes).step_by(64) {
                 prefetch(slot.wrapping_add(offset));
             }
         }
@@ -446,9 +464,11 @@ impl<S: EventSink> Pipeline<S> {
         if created {
             self.counters.flows.created.inc();
         }
-        let d = &mut flow.dirs[dir.index()];
-        d.packets += 1;
-        d.bytes += payload.len() as u64;
+        if self.flow_counters {
+            let d = &mut flow.dirs[dir.index()];
+            d.packets += 1;
+            d.bytes += payload.len() as u64;
+        }
         lap.lap(&self.counters.stages, Stage::Flow);
         // Clean flows take the fast path; so do BitTorrent flows, except that
         // their UDP payloads (DHT responses) may name more peers to remember.
@@ -787,6 +807,7 @@ pub(crate) mod tests {
             &DpiConfig::default(),
             Recorder::default(),
         )
+        .with_flow_counters()
     }
 
     /// The reply to `tcp_frame(sport, ..)`: 10.0.0.2:6881 to 10.0.0.1:`sport`.
@@ -823,6 +844,33 @@ pub(crate) mod tests {
         assert_eq!(p.counters().flows.created.get(), 2);
     }
 
+    /// Only a pipeline asked for flow counters counts a flow's packets: the
+    /// dataplane's leaves them zero, so its packets touch one slot line.
+    #[test]
+    fn flow_counters_are_counted_only_when_asked_for() {
+        let burst = Burst::offline(1_000_000_000);
+        let counts = |p: &Pipeline<Recorder>| {
+            let f = p.flows().iter().next().unwrap();
+            (f.dirs[0].packets, f.dirs[0].bytes, f.dirs[1].packets)
+        };
+        let mut counted = pipeline(64);
+        let mut uncounted = Pipeline::new(
+            Arc::default(),
+            Mode::Inline,
+            &FlowsConfig::default(),
+            &DpiConfig::default(),
+            Recorder::default(),
+        );
+        for p in [&mut counted, &mut uncounted] {
+            p.process(0, &tcp_frame(50000, b"hello"), 0, &burst);
+            p.process(0, &tcp_frame(50000, b"again"), 0, &burst);
+            p.process(0, &tcp_reply(50000, b"world!"), 0, &burst);
+            assert_eq!(p.flows().active(), 1);
+        }
+        assert_eq!(counts(&counted), (2, 10, 1));
+        assert_eq!(counts(&uncounted), (0, 0, 0));
+    }
+
     /// A symmetric 32-bit hash of a frame's flow key, as a NIC with a
     /// symmetric RSS key delivers (None without a flow).
     fn symmetric_hash(frame: &[u8]) -> Option<u32> {
@@ -837,7 +885,7 @@ pub(crate) mod tests {
             Endpoint::at(p.dst, dport),
         );
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (key.lo, key.hi, proto.protocol()).hash(&mut h);
+        (key.lo(), key.hi(), proto.protocol()).hash(&mut h);
         Some(h.finish() as u32)
     }
 

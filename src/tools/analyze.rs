@@ -90,7 +90,12 @@ struct Decided {
 type FlowId = (Endpoint, Endpoint, Transport, u64);
 
 fn flow_id(flow: &Flow) -> FlowId {
-    (flow.key.lo, flow.key.hi, flow.key.proto, flow.first_seen_ns)
+    (
+        flow.key.lo(),
+        flow.key.hi(),
+        flow.key.proto,
+        flow.first_seen_ns,
+    )
 }
 
 /// Collects flows as they leave the table (offline only: allocation is fine).
@@ -267,7 +272,8 @@ pub fn analyze_file_looped(
         &flow_cfg,
         &dpi_cfg,
         Collect::default(),
-    );
+    )
+    .with_flow_counters();
     let bar = progress_bar(file_bytes, path, progress);
     let mut skipped = 0u64;
     let mut process = |dlt: u32, ts_ns: u64, data: &[u8]| match LinkType::from_dlt(dlt) {

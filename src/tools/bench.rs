@@ -112,6 +112,22 @@ pub struct LoopbackBench {
 /// an mbuf costs a page (2,560 was too little for 290,000 mbufs).
 const MBUF_FOOTPRINT: usize = 4096 + 256;
 
+/// The same on hugetlbfs pages, where the objects pack (~2.4 KiB each).
+const MBUF_FOOTPRINT_HUGE: usize = 2560;
+
+/// Where EAL puts its memory, and so the mbufs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MbufPages {
+    /// `--no-huge`: anonymous 4 KiB pages, as on a machine without
+    /// hugetlbfs pages (the default, and what CI has).
+    #[default]
+    Small,
+    /// hugetlbfs pages (`--in-memory`: nothing left in the mount): as on a
+    /// production box. Needs pages reserved (`vm.nr_hugepages`) and
+    /// hugetlbfs mounted.
+    Huge,
+}
+
 impl LoopbackBench {
     /// Starts EAL (`--no-huge --no-pci`, main lcore 0, workers on lcores
     /// 1..=`workers`) and gives every worker one loopback port per traffic
@@ -124,32 +140,50 @@ impl LoopbackBench {
         file_prefix: &str,
         extra_eal_args: &[String],
     ) -> Result<Self, DpdkError> {
-        Self::start_with_rss(sets, &[], workers, file_prefix, extra_eal_args)
+        Self::start_with_rss(
+            sets,
+            &[],
+            workers,
+            file_prefix,
+            MbufPages::Small,
+            extra_eal_args,
+        )
     }
 
     /// `start`, the mbufs of set `s` carrying `rss[s][i]` (when given) as the
-    /// RSS hash of frame `i`, as a NIC with RSS would deliver them.
+    /// RSS hash of frame `i`, as a NIC with RSS would deliver them, and EAL's
+    /// memory (the mbufs) on the pages `pages` says.
     pub fn start_with_rss(
         sets: &[Vec<&[u8]>],
         rss: &[Option<Vec<u32>>],
         workers: usize,
         file_prefix: &str,
+        pages: MbufPages,
         extra_eal_args: &[String],
     ) -> Result<Self, DpdkError> {
         let workers = workers.max(1);
         let total: usize = sets.iter().map(Vec::len).sum::<usize>() * workers;
         let pool_size = (total + 1024 * workers + 4096) as u32;
-        let memory_mb = pool_size as usize * MBUF_FOOTPRINT / (1 << 20) + 256;
-        let mut args = vec![
-            "-l".to_string(),
-            format!("0-{workers}"),
-            "--no-huge".into(),
+        let footprint = match pages {
+            MbufPages::Small => MBUF_FOOTPRINT,
+            MbufPages::Huge => MBUF_FOOTPRINT_HUGE,
+        };
+        let memory_mb = pool_size as usize * footprint / (1 << 20) + 256;
+        let mut args = vec!["-l".to_string(), format!("0-{workers}")];
+        args.push(
+            match pages {
+                MbufPages::Small => "--no-huge",
+                MbufPages::Huge => "--in-memory",
+            }
+            .into(),
+        );
+        args.extend([
             "--no-pci".into(),
             "-m".into(),
             memory_mb.to_string(),
             format!("--file-prefix={file_prefix}"),
             "--log-level=lib.eal:warning".into(),
-        ];
+        ]);
         args.extend_from_slice(extra_eal_args);
         let eal = Eal::init(&args)?;
         let pool = Mempool::create("btb_bench_pool", pool_size, 256, 0)?;
