@@ -160,7 +160,8 @@ fn tcp_frame(src: ([u8; 4], u16), dst: ([u8; 4], u16), seq: u32, payload: &[u8])
 
 /// A flow that stays short of a verdict still shows what DPI saw: a
 /// BitTorrent client's User-Agent (Strong, which needs a second signal) on
-/// plain HTTP, once while undecided and once judged clean.
+/// plain HTTP, once while undecided and once judged clean. Every flow shows
+/// its packets and payload bytes.
 #[test]
 fn clean_and_undecided_flows_show_their_partial_evidence() {
     let s = Scratch::new("partial");
@@ -193,20 +194,29 @@ fn clean_and_undecided_flows_show_their_partial_evidence() {
                 f["sport"].as_u64().unwrap(),
                 f["verdict"].as_str().unwrap().to_string(),
                 f["reasons"].clone(),
+                // Each flow's packets and payload bytes, both directions.
+                (f["packets"].as_u64().unwrap(), f["bytes"].as_u64().unwrap()),
             )
         })
         .collect();
     flows.sort_by_key(|f| f.0);
+    let get_len = get.len() as u64;
     assert_eq!(
         flows,
         [
             (
                 40000,
                 "undecided".into(),
-                serde_json::json!(["http_client"])
+                serde_json::json!(["http_client"]),
+                (1, get_len)
             ),
-            (40001, "clean".into(), serde_json::json!(["http_client"])),
-            (40002, "undecided".into(), serde_json::json!([])),
+            (
+                40001,
+                "clean".into(),
+                serde_json::json!(["http_client"]),
+                (8, get_len + 7 * 10)
+            ),
+            (40002, "undecided".into(), serde_json::json!([]), (1, 5)),
         ]
     );
 }
