@@ -21,10 +21,10 @@
 //! first: the packed key, last-seen time, ban stamp and verdict; the second
 //! holds what offline reports read (counters, start, deciding packet). So a
 //! lookup in a table far beyond the caches costs two lines from memory, the
-//! bucket's and the slot's first. The detectors' memory of an undecided flow is elsewhere,
-//! in the worker's `DpiPool`, which the slot refers to by index (`Flow::dpi`):
-//! a table sized for millions of flows does not carry millions of idle
-//! detector states.
+//! bucket's and the slot's first. The detectors' memory of an undecided flow
+//! is elsewhere, in the worker's `DpiPool`, which the slot refers to by index
+//! (`Flow::dpi`): a table sized for millions of flows does not carry millions
+//! of idle detector states.
 use std::net::IpAddr;
 
 use super::dpi_pool::DpiRef;
