@@ -379,7 +379,7 @@ fn main() {
                 MbufPages::Small => panic!("bench set-up failed: {e}"),
                 MbufPages::Huge => panic!(
                     "bench set-up failed: {e} (--mbuf-pages huge needs 2 MiB pages reserved, \
-                     e.g. `echo 2048 > /proc/sys/vm/nr_hugepages`, and hugetlbfs mounted, \
+                     e.g. `echo 4096 > /proc/sys/vm/nr_hugepages`, and hugetlbfs mounted, \
                      e.g. `mount -t hugetlbfs nodev /dev/hugepages`)"
                 ),
             });
@@ -408,10 +408,7 @@ fn main() {
         "pipeline bench: {} worker(s), burst {}, mbufs on {} pages, TSC {:.3} GHz, {} packets from {:?}",
         o.workers,
         o.burst,
-        match o.mbuf_pages {
-            MbufPages::Small => "4 KiB",
-            MbufPages::Huge => "2 MiB (hugetlbfs)",
-        },
+        o.mbuf_pages.label(),
         hz as f64 / 1e9,
         base.len(),
         o.pcaps

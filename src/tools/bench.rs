@@ -128,6 +128,32 @@ pub enum MbufPages {
     Huge,
 }
 
+impl MbufPages {
+    /// The EAL argument that puts its memory on these pages.
+    fn eal_arg(self) -> &'static str {
+        match self {
+            MbufPages::Small => "--no-huge",
+            MbufPages::Huge => "--in-memory",
+        }
+    }
+
+    /// Bytes of EAL memory one mbuf takes on these pages.
+    fn mbuf_footprint(self) -> usize {
+        match self {
+            MbufPages::Small => MBUF_FOOTPRINT,
+            MbufPages::Huge => MBUF_FOOTPRINT_HUGE,
+        }
+    }
+
+    /// The page size, for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            MbufPages::Small => "4 KiB",
+            MbufPages::Huge => "2 MiB (hugetlbfs)",
+        }
+    }
+}
+
 impl LoopbackBench {
     /// Starts EAL (`--no-huge --no-pci`, main lcore 0, workers on lcores
     /// 1..=`workers`) and gives every worker one loopback port per traffic
@@ -164,26 +190,17 @@ impl LoopbackBench {
         let workers = workers.max(1);
         let total: usize = sets.iter().map(Vec::len).sum::<usize>() * workers;
         let pool_size = (total + 1024 * workers + 4096) as u32;
-        let footprint = match pages {
-            MbufPages::Small => MBUF_FOOTPRINT,
-            MbufPages::Huge => MBUF_FOOTPRINT_HUGE,
-        };
-        let memory_mb = pool_size as usize * footprint / (1 << 20) + 256;
-        let mut args = vec!["-l".to_string(), format!("0-{workers}")];
-        args.push(
-            match pages {
-                MbufPages::Small => "--no-huge",
-                MbufPages::Huge => "--in-memory",
-            }
-            .into(),
-        );
-        args.extend([
+        let memory_mb = pool_size as usize * pages.mbuf_footprint() / (1 << 20) + 256;
+        let mut args = vec![
+            "-l".to_string(),
+            format!("0-{workers}"),
+            pages.eal_arg().into(),
             "--no-pci".into(),
             "-m".into(),
             memory_mb.to_string(),
             format!("--file-prefix={file_prefix}"),
             "--log-level=lib.eal:warning".into(),
-        ]);
+        ];
         args.extend_from_slice(extra_eal_args);
         let eal = Eal::init(&args)?;
         let pool = Mempool::create("btb_bench_pool", pool_size, 256, 0)?;
